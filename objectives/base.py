@@ -1,0 +1,124 @@
+"""The objective interface: what a trainer declares and what it is called with.
+
+A trainer is `train(params, args, ctx) -> float`: it trains one configuration `params`
+(already validated against the search space), with the objective's parsed arguments `args`,
+reports one value per epoch through `ctx.report`, and returns the final metric value.
+
+Rules every trainer follows:
+- `ctx.report(step, value)` returns True when the trial should stop now (pruned); the
+  trainer then raises `TrialPruned` (or returns its last value) promptly.
+- A diverged loss (NaN/inf) raises `TrialDiverged`; the worker fails the trial with the
+  reason "diverged: ..." and carries on.
+- Heavy imports (TensorFlow, Keras) happen inside `train`, never at module import, so the
+  server can list objectives without them. `Objective.train` may therefore be given as a
+  "module:function" string, imported on first call.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Direction = Literal["minimize", "maximize"]
+
+
+class TrialPruned(Exception):
+    """Raised by a trainer when `ctx.report` told it to stop."""
+
+
+class TrialDiverged(Exception):
+    """Raised by a trainer whose loss became NaN or infinite."""
+
+
+class NoArgs(BaseModel):
+    """Argument schema of an objective that takes no arguments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class TrialContext:
+    """What a trainer gets besides its configuration.
+
+    `report_fn(step, value)` is supplied by the worker; it returns True to ask the trainer to
+    stop. `deadline` is a `time.monotonic()` value after which the trainer should stop.
+    """
+
+    trial_id: int
+    study_id: int
+    seed: int
+    artifact_dir: Path
+    report_fn: Callable[[int, float], bool] = field(default=lambda step, value: False)
+    deadline: float | None = None
+    device: str | None = None
+    threads: int | None = None
+    _stop: bool = False
+
+    def report(self, step: int, value: float) -> bool:
+        """Records the metric after `step`; True means stop now (pruned or out of time)."""
+        if self.report_fn(step, float(value)):
+            self._stop = True
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            self._stop = True
+        return self._stop
+
+    @property
+    def should_stop(self) -> bool:
+        return self._stop
+
+    def time_left(self) -> float:
+        if self.deadline is None:
+            return math.inf
+        return self.deadline - time.monotonic()
+
+
+TrainFn = Callable[[dict[str, Any], Any, TrialContext], float]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A registered trainer: its identity, default search space, metric and argument schema.
+
+    `space` uses the same JSON form as a study specification's `space` field.
+    """
+
+    name: str
+    description: str
+    metric: str
+    direction: Direction
+    space: Mapping[str, Mapping[str, Any]]
+    train: TrainFn | str
+    args_model: type[BaseModel] = NoArgs
+
+    def parse_args(self, args: Mapping[str, Any] | None) -> BaseModel:
+        """Validates `objective_args`; raises pydantic.ValidationError naming the field."""
+        return self.args_model.model_validate(dict(args or {}))
+
+    def load_train(self) -> TrainFn:
+        if callable(self.train):
+            return self.train
+        module, _, attr = self.train.partition(":")
+        fn: TrainFn = getattr(importlib.import_module(module), attr)
+        return fn
+
+    def run(
+        self, params: dict[str, Any], args: Mapping[str, Any] | None, ctx: TrialContext
+    ) -> float:
+        return float(self.load_train()(params, self.parse_args(args), ctx))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "metric": self.metric,
+            "direction": self.direction,
+            "space": {k: dict(v) for k, v in self.space.items()},
+            "args_schema": self.args_model.model_json_schema(),
+        }

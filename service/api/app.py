@@ -1,0 +1,110 @@
+"""The FastAPI application: `create_app(settings)` wires routers, context and background jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from service import __version__
+from service.api import events, objectives, studies, tokens, trials, workers
+from service.api.deps import ServiceContext
+from service.api.errors import install_error_handlers
+from service.auth import ensure_admin_token
+from service.config import Settings
+from service.lifecycle import TrialLifecycle
+from service.scheduling import LeasePolicy, Scheduler
+from service.schemas import Health
+from service.store.db import Database
+
+log = logging.getLogger(__name__)
+
+REAP_INTERVAL_S = 2.0
+
+
+async def _reap_forever(ctx: ServiceContext) -> None:
+    """Re-queues trials whose lease expired even when no worker asks (e.g. ask/tell studies)."""
+    while True:
+        await asyncio.sleep(min(REAP_INTERVAL_S, ctx.settings.lease_seconds / 4))
+        try:
+            await run_in_threadpool(ctx.scheduler.reap)
+        except Exception:
+            log.exception("reaping expired leases failed; will retry")
+
+
+def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
+    settings = settings or Settings()
+    database = db or Database(settings.database_url, pool_size=settings.db_pool_size)
+    policy = LeasePolicy(lease_seconds=settings.lease_seconds, max_retries=settings.max_retries)
+    ctx = ServiceContext(
+        settings=settings,
+        db=database,
+        scheduler=Scheduler(database, policy),
+        lifecycle=TrialLifecycle(database, policy),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(database.upgrade)
+        await run_in_threadpool(
+            lambda: ensure_admin_token(
+                database, env_token=settings.admin_token, token_file=settings.token_file
+            )
+        )
+        reaper = asyncio.create_task(_reap_forever(ctx))
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+            database.dispose()
+
+    app = FastAPI(
+        title="tunesmith",
+        version=__version__,
+        description="Hyperparameter tuning service: Gaussian-process Bayesian optimization "
+        "over registered trainers, with leases for GPU workers.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def limit_body(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        limit = (
+            settings.max_artifact_bytes
+            if "/artifacts/" in request.url.path
+            else (settings.max_request_bytes)
+        )
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            return JSONResponse(
+                {"detail": f"request body is {length} bytes; at most {limit} are accepted"},
+                status_code=413,
+            )
+        return await call_next(request)
+
+    api = APIRouter(prefix="/api/v1")
+    for module in (studies, events, trials, workers, objectives, tokens):
+        api.include_router(module.router)
+    app.include_router(api)
+
+    @app.get("/healthz", tags=["health"], operation_id="healthz")
+    def healthz() -> Health:
+        return Health(status="ok", version=__version__)
+
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Entry point for `uvicorn --factory service.api.app:create_app_from_env`."""
+    return create_app(Settings())

@@ -1,0 +1,99 @@
+"""Request dependencies: the service context and role-based authentication.
+
+No `from __future__ import annotations` here: FastAPI must see the real `Depends` objects
+in `require`'s inner signature, which refer to a local variable.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from service.auth import hash_token
+from service.config import Settings
+from service.errors import Forbidden, Unauthorized
+from service.lifecycle import TrialLifecycle
+from service.scheduling import Scheduler
+from service.store import repository as repo
+from service.store.db import Database
+from service.store.models import Role
+
+
+@dataclass
+class ServiceContext:
+    settings: Settings
+    db: Database
+    scheduler: Scheduler
+    lifecycle: TrialLifecycle
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_id: int
+    name: str
+    role: Role
+
+
+def get_context(request: Request) -> ServiceContext:
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+ContextDep = Annotated[ServiceContext, Depends(get_context)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer <token>`")
+
+
+def _principal(ctx: ServiceContext, token: str | None) -> Principal:
+    if not token:
+        raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
+    with ctx.db.read() as session:
+        row = repo.find_token(session, hash_token(token))
+        if row is None:
+            raise Unauthorized("invalid or revoked token")
+        return Principal(token_id=row.id, name=row.name, role=Role(row.role))
+
+
+def authenticate(
+    ctx: ContextDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    return _principal(ctx, credentials.credentials if credentials else None)
+
+
+def authenticate_stream(
+    ctx: ContextDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    access_token: Annotated[
+        str | None,
+        Query(
+            max_length=200, description="Token for clients that cannot set headers (EventSource)."
+        ),
+    ] = None,
+) -> Principal:
+    return _principal(ctx, credentials.credentials if credentials else access_token)
+
+
+def require(*roles: Role, stream: bool = False) -> Callable[..., Principal]:
+    allowed = frozenset(roles) | {Role.ADMIN}
+    auth = authenticate_stream if stream else authenticate
+
+    def check(principal: Annotated[Principal, Depends(auth)]) -> Principal:
+        if principal.role not in allowed:
+            names = ", ".join(sorted(r.value for r in allowed))
+            raise Forbidden(
+                f"role {principal.role.value!r} may not do this (needs one of: {names})"
+            )
+        return principal
+
+    return check
+
+
+Reader = Annotated[Principal, Depends(require(Role.USER, Role.VIEWER))]
+StreamReader = Annotated[Principal, Depends(require(Role.USER, Role.VIEWER, stream=True))]
+Manager = Annotated[Principal, Depends(require(Role.USER))]
+WorkerRole = Annotated[Principal, Depends(require(Role.WORKER))]
+Evaluator = Annotated[Principal, Depends(require(Role.USER, Role.WORKER))]
+Admin = Annotated[Principal, Depends(require())]

@@ -1,0 +1,149 @@
+"""Routes under /studies: create, list, show, act on studies; their trials; ask."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Path, Query, status
+from fastapi.concurrency import run_in_threadpool
+
+from service.api.deps import ContextDep, Manager, Reader
+from service.api.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND
+from service.api.views import study_public, trial_leased, trial_public
+from service.lifecycle import StudyAction, change_study_state
+from service.scheduling import enqueue
+from service.schemas import (
+    MAX_PAGE,
+    StudiesPublic,
+    StudyCreate,
+    StudyPublic,
+    SuggestionsCreate,
+    SuggestionsPublic,
+    TrialPublic,
+    TrialsPublic,
+)
+from service.store import repository as repo
+from service.store.models import StudyState, TrialState
+from service.studies import create_study
+
+router = APIRouter(prefix="/studies", tags=["studies"], responses=ERROR_RESPONSES)
+
+StudyId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+
+
+def _show(ctx: ContextDep, study_id: int) -> StudyPublic:
+    with ctx.db.read() as session:
+        return study_public(session, repo.get_study(session, study_id))
+
+
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, operation_id="create_study", responses=CONFLICT
+)
+def create(spec: StudyCreate, ctx: ContextDep, principal: Manager) -> StudyPublic:
+    study_id = create_study(ctx.db, spec, owner_token_id=principal.token_id)
+    return _show(ctx, study_id)
+
+
+@router.get("", operation_id="list_studies")
+def list_(
+    ctx: ContextDep,
+    _: Reader,
+    offset: Offset = 0,
+    limit: Limit = 100,
+    state: StudyState | None = None,
+) -> StudiesPublic:
+    with ctx.db.read() as session:
+        studies, count = repo.list_studies(session, offset=offset, limit=limit, state=state)
+        counts = repo.trial_counts(session, [s.id for s in studies])
+        return StudiesPublic(
+            data=[study_public(session, s, counts[s.id]) for s in studies], count=count
+        )
+
+
+@router.get("/{study_id}", operation_id="get_study", responses=NOT_FOUND)
+def get(study_id: StudyId, ctx: ContextDep, _: Reader) -> StudyPublic:
+    return _show(ctx, study_id)
+
+
+def _act(ctx: ContextDep, study_id: int, action: StudyAction) -> StudyPublic:
+    change_study_state(ctx.db, study_id, action)
+    return _show(ctx, study_id)
+
+
+@router.post("/{study_id}/pause", operation_id="pause_study", responses={**NOT_FOUND, **CONFLICT})
+def pause(study_id: StudyId, ctx: ContextDep, _: Manager) -> StudyPublic:
+    return _act(ctx, study_id, StudyAction.PAUSE)
+
+
+@router.post("/{study_id}/resume", operation_id="resume_study", responses={**NOT_FOUND, **CONFLICT})
+def resume(study_id: StudyId, ctx: ContextDep, _: Manager) -> StudyPublic:
+    return _act(ctx, study_id, StudyAction.RESUME)
+
+
+@router.post("/{study_id}/stop", operation_id="stop_study", responses=NOT_FOUND)
+def stop(study_id: StudyId, ctx: ContextDep, _: Manager) -> StudyPublic:
+    return _act(ctx, study_id, StudyAction.STOP)
+
+
+@router.get("/{study_id}/trials", operation_id="list_trials", responses=NOT_FOUND)
+def trials(
+    study_id: StudyId,
+    ctx: ContextDep,
+    _: Reader,
+    state: Annotated[list[TrialState] | None, Query()] = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
+    order: Literal[
+        "number", "value", "state", "updated_at", "started_at", "finished_at"
+    ] = "number",
+    descending: bool = False,
+) -> TrialsPublic:
+    with ctx.db.read() as session:
+        repo.get_study(session, study_id)
+        rows, count = repo.list_trials(
+            session,
+            study_id,
+            states=state,
+            offset=offset,
+            limit=limit,
+            order=order,
+            descending=descending,
+        )
+        return TrialsPublic(data=[trial_public(t) for t in rows], count=count)
+
+
+@router.post(
+    "/{study_id}/trials",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="enqueue_trial",
+    responses={**NOT_FOUND},
+)
+def enqueue_trial(
+    study_id: StudyId,
+    ctx: ContextDep,
+    _: Manager,
+    params: Annotated[dict[str, Any], Body(embed=True)],
+) -> TrialPublic:
+    """Queues a configuration of your choice; it is evaluated before any new suggestion."""
+    with ctx.db.write() as session:
+        study = repo.get_study(session, study_id, lock=True)
+        (trial,) = enqueue(session, study, [params])
+        return trial_public(trial)
+
+
+@router.post(
+    "/{study_id}/suggestions",
+    operation_id="suggest_trials",
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def suggest(
+    study_id: StudyId, body: SuggestionsCreate, ctx: ContextDep, _: Manager
+) -> SuggestionsPublic:
+    """Ask: RUNNING trials with lease tokens, for evaluation outside the service.
+
+    Fewer than `count` (possibly none) come back when the budget allows fewer.
+    """
+    trials = await run_in_threadpool(ctx.scheduler.suggest, study_id, body.count)
+    return SuggestionsPublic(data=[trial_leased(t) for t in trials])

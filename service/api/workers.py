@@ -1,0 +1,58 @@
+"""Routes under /workers: lease the next trial; list workers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Response, status
+from fastapi.concurrency import run_in_threadpool
+
+from service.api.deps import ContextDep, Reader, WorkerRole
+from service.api.errors import ERROR_RESPONSES
+from service.api.views import trial_leased, worker_public
+from service.schemas import LeasePublic, LeaseRequest, WorkersPublic
+from service.store import repository as repo
+
+router = APIRouter(prefix="/workers", tags=["workers"], responses=ERROR_RESPONSES)
+
+WorkerId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+
+
+@router.post(
+    "/{worker_id}/lease",
+    operation_id="lease_trial",
+    response_model=LeasePublic,
+    responses={204: {"description": "Nothing to do now; back off and ask again"}},
+)
+async def lease(
+    worker_id: WorkerId,
+    ctx: ContextDep,
+    _: WorkerRole,
+    body: Annotated[LeaseRequest | None, Body()] = None,
+) -> LeasePublic | Response:
+    """The worker's next trial with its objective and a lease token; 204 when there is none."""
+    info = body or LeaseRequest()
+    result = await run_in_threadpool(
+        lambda: ctx.scheduler.lease(
+            worker_id, host=info.host, gpu=info.gpu, pid=info.pid, objectives=info.objectives
+        )
+    )
+    if result is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    study = result.study
+    return LeasePublic(
+        trial=trial_leased(result.trial),
+        study_name=study.name,
+        objective=study.objective,
+        objective_args=study.objective_args,
+        metric=study.metric,
+        direction=study.direction,  # type: ignore[arg-type]
+        lease_seconds=ctx.settings.lease_seconds,
+    )
+
+
+@router.get("", operation_id="list_workers")
+def list_(ctx: ContextDep, _: Reader) -> WorkersPublic:
+    with ctx.db.read() as session:
+        rows = repo.list_workers(session)
+        return WorkersPublic(data=[worker_public(w) for w in rows], count=len(rows))

@@ -1,0 +1,92 @@
+"""API tokens: generation, hashing, and the admin token of a fresh installation.
+
+Only SHA-256 hashes are stored. Tokens are 32 random bytes, so a fast hash is enough:
+there is nothing to brute-force that a salt or a slow hash would protect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from service.store import repository as repo
+from service.store.db import Database
+from service.store.models import ApiToken, Role
+
+log = logging.getLogger(__name__)
+
+TOKEN_PREFIX = "ts_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def generate_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def write_token_file(path: Path, token: str) -> None:
+    """Writes the token readable by its owner only (mode 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    os.chmod(path, 0o600)
+
+
+def read_token_file(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def create_token(db: Database, *, name: str, role: Role) -> tuple[ApiToken, str]:
+    token = generate_token()
+    with db.write() as session:
+        row = repo.add_token(session, name=name, role=role.value, token_hash=hash_token(token))
+    return row, token
+
+
+def ensure_admin_token(db: Database, *, env_token: str | None, token_file: Path) -> None:
+    """Makes sure an admin can log in.
+
+    With TUNESMITH_ADMIN_TOKEN set, that token is registered (once). Otherwise, on the first
+    start (no admin token in the database), a token is generated, stored hashed, printed once
+    and written to `token_file` (mode 0600), where the CLI and the client look by default.
+    """
+    if env_token:
+        with db.write() as session:
+            if repo.find_token(session, hash_token(env_token)) is None:
+                repo.add_token(
+                    session,
+                    name="admin (TUNESMITH_ADMIN_TOKEN)",
+                    role=Role.ADMIN.value,
+                    token_hash=hash_token(env_token),
+                )
+        return
+    with db.write() as session:
+        if repo.any_admin_token(session):
+            return
+        token = generate_token()
+        repo.add_token(session, name="admin", role=Role.ADMIN.value, token_hash=hash_token(token))
+    write_token_file(token_file, token)
+    print(
+        f"tunesmith: created the admin token (shown once; also saved to {token_file}):\n  {token}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def mint_worker_token(db: Database, name: str) -> str:
+    """A fresh worker token for this server's local workers; older ones of that name are revoked."""
+    token = generate_token()
+    with db.write() as session:
+        repo.revoke_tokens(session, (ApiToken.name == name) & (ApiToken.role == Role.WORKER.value))
+        repo.add_token(session, name=name, role=Role.WORKER.value, token_hash=hash_token(token))
+    return token

@@ -1,0 +1,421 @@
+"""Python client for the tunesmith REST API (httpx).
+
+    from service.client import Client
+    client = Client()                      # TUNESMITH_URL, TUNESMITH_TOKEN, then the token file
+    study = client.create_study({...})     # a study specification (dict or StudyCreate)
+    client.wait(study.id)                  # progress bar until done
+    client.best(study.id)
+
+Ask/tell for trainers that run outside the service:
+
+    for trial in client.suggest(study.id, 4):
+        client.complete(trial, train(trial.params))
+
+or `client.optimize(fn, study.id, n_trials=20, n_jobs=4)`.
+
+Requests that a server restart may interrupt are retried with backoff for up to
+`retry_seconds`: connection errors and 502/503/504. Only idempotent calls are retried
+(reports, completes and fails are idempotent on the server).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from service.config import Settings
+from service.schemas import (
+    ArtifactPublic,
+    BestTrial,
+    LeasePublic,
+    ObjectivePublic,
+    ObjectivesPublic,
+    ReportPublic,
+    StudiesPublic,
+    StudyCreate,
+    StudyPublic,
+    TokenCreated,
+    TokenPublic,
+    TokensPublic,
+    TrialDetail,
+    TrialLeased,
+    TrialPublic,
+    TrialsPublic,
+    WorkersPublic,
+)
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+RETRY_STATUSES = {502, 503, 504}
+M = TypeVar("M", bound=BaseModel)
+
+
+class ApiError(Exception):
+    """An HTTP error answer from the server, with its status and the server's message."""
+
+    def __init__(self, status: int, detail: Any) -> None:
+        self.status = status
+        self.detail = detail
+        super().__init__(f"HTTP {status}: {format_detail(detail)}")
+
+
+class ServerUnavailable(Exception):
+    """The server could not be reached within the retry window."""
+
+
+def format_detail(detail: Any) -> str:
+    """Renders FastAPI error details as one line: `field: message; ...`."""
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                loc = ".".join(str(p) for p in item.get("loc", []) if p != "body")
+                parts.append(f"{loc}: {item.get('msg')}" if loc else str(item.get("msg")))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    return str(detail)
+
+
+def default_token() -> str | None:
+    token = os.environ.get("TUNESMITH_TOKEN")
+    if token:
+        return token
+    path = Settings().token_file
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+class Client:
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retry_seconds: float = 30.0,
+    ) -> None:
+        self.url = (url or os.environ.get("TUNESMITH_URL") or DEFAULT_URL).rstrip("/")
+        self.token = token or default_token()
+        self.retry_seconds = retry_seconds
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- transport ----------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry: bool = True,
+    ) -> httpx.Response:
+        """Sends a request to /api/v1 + path; raises ApiError on 4xx/5xx answers."""
+        deadline = time.monotonic() + (self.retry_seconds if retry else 0.0)
+        delay = 0.2
+        while True:
+            try:
+                response = self._http.request(
+                    method,
+                    "/api/v1" + path,
+                    json=json,
+                    params=params,
+                    content=content,
+                    headers=headers,
+                )
+            except httpx.TransportError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise ServerUnavailable(f"cannot reach {self.url}: {exc}") from exc
+            else:
+                if (
+                    response.status_code not in RETRY_STATUSES
+                    or time.monotonic() + delay > deadline
+                ):
+                    break
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 5.0)
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise ApiError(response.status_code, detail)
+        return response
+
+    def _get(self, path: str, model: type[M], **params: Any) -> M:
+        clean = {k: v for k, v in params.items() if v is not None}
+        return model.model_validate(self.request("GET", path, params=clean).json())
+
+    def _post(self, path: str, model: type[M], body: Any = None) -> M:
+        return model.model_validate(self.request("POST", path, json=body).json())
+
+    # ---- studies ------------------------------------------------------------------------
+
+    def create_study(self, spec: StudyCreate | Mapping[str, Any]) -> StudyPublic:
+        body = (
+            spec.model_dump(mode="json", exclude_none=True)
+            if isinstance(spec, BaseModel)
+            else dict(spec)
+        )
+        return self._post("/studies", StudyPublic, body)
+
+    def get_study(self, study_id: int) -> StudyPublic:
+        return self._get(f"/studies/{study_id}", StudyPublic)
+
+    def list_studies(
+        self, *, offset: int = 0, limit: int = 100, state: str | None = None
+    ) -> StudiesPublic:
+        return self._get("/studies", StudiesPublic, offset=offset, limit=limit, state=state)
+
+    def find_study(self, name: str) -> StudyPublic | None:
+        offset = 0
+        while True:
+            page = self.list_studies(offset=offset, limit=1000)
+            for study in page.data:
+                if study.name == name:
+                    return study
+            offset += len(page.data)
+            if not page.data or offset >= page.count:
+                return None
+
+    def pause(self, study_id: int) -> StudyPublic:
+        return self._post(f"/studies/{study_id}/pause", StudyPublic)
+
+    def resume(self, study_id: int) -> StudyPublic:
+        return self._post(f"/studies/{study_id}/resume", StudyPublic)
+
+    def stop(self, study_id: int) -> StudyPublic:
+        return self._post(f"/studies/{study_id}/stop", StudyPublic)
+
+    def trials(
+        self, study_id: int, *, state: str | list[str] | None = None, page_size: int = 1000
+    ) -> list[TrialPublic]:
+        """All trials of a study (every page), optionally only those in `state`."""
+        out: list[TrialPublic] = []
+        while True:
+            page = self._get(
+                f"/studies/{study_id}/trials",
+                TrialsPublic,
+                state=state,
+                offset=len(out),
+                limit=page_size,
+            )
+            out.extend(page.data)
+            if not page.data or len(out) >= page.count:
+                return out
+
+    def trial(self, trial_id: int) -> TrialDetail:
+        return self._get(f"/trials/{trial_id}", TrialDetail)
+
+    def best(self, study_id: int) -> BestTrial | None:
+        return self.get_study(study_id).best
+
+    def enqueue(self, study_id: int, params: Mapping[str, Any]) -> TrialPublic:
+        return self._post(f"/studies/{study_id}/trials", TrialPublic, {"params": dict(params)})
+
+    def wait(
+        self,
+        study_id: int,
+        *,
+        timeout: float | None = None,
+        progress: bool = True,
+        poll: float = 1.0,
+    ) -> StudyPublic:
+        """Blocks until the study is done or stopped; shows a progress bar on a terminal."""
+        from tqdm import tqdm
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        study = self.get_study(study_id)
+        total = int(study.budget["max_trials"])
+        with tqdm(
+            total=total, disable=not progress, desc=study.name, unit="trial", file=sys.stderr
+        ) as bar:
+            while True:
+                finished = sum(study.counts.get(s, 0) for s in ("complete", "pruned", "failed"))
+                bar.n = finished
+                best = study.best.value if study.best else None
+                bar.set_postfix(best=best, running=study.counts.get("running", 0), refresh=False)
+                bar.refresh()
+                if study.state in ("done", "stopped"):
+                    return study
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"study {study_id} is still {study.state} after {timeout} s")
+                time.sleep(poll)
+                study = self.get_study(study_id)
+
+    # ---- ask / tell ---------------------------------------------------------------------
+
+    def suggest(self, study_id: int, count: int = 1) -> list[TrialLeased]:
+        data = self.request(
+            "POST", f"/studies/{study_id}/suggestions", json={"count": count}
+        ).json()
+        return [TrialLeased.model_validate(t) for t in data["data"]]
+
+    def report(self, trial: TrialLeased, step: int, value: float) -> bool:
+        """Records an intermediate value; True means the trial was pruned: stop it."""
+        body = {"lease_token": trial.lease_token, "step": step, "value": value}
+        answer = self._post(f"/trials/{trial.id}/report", ReportPublic, body)
+        return answer.action == "prune"
+
+    def heartbeat(self, trial: TrialLeased) -> TrialPublic:
+        return self._post(
+            f"/trials/{trial.id}/heartbeat", TrialPublic, {"lease_token": trial.lease_token}
+        )
+
+    def complete(self, trial: TrialLeased, value: float) -> TrialPublic:
+        body = {"lease_token": trial.lease_token, "value": value}
+        return self._post(f"/trials/{trial.id}/complete", TrialPublic, body)
+
+    def fail(self, trial: TrialLeased, reason: str) -> TrialPublic:
+        body = {"lease_token": trial.lease_token, "reason": reason[:4000]}
+        return self._post(f"/trials/{trial.id}/fail", TrialPublic, body)
+
+    def release(self, trial: TrialLeased) -> TrialPublic:
+        return self._post(
+            f"/trials/{trial.id}/release", TrialPublic, {"lease_token": trial.lease_token}
+        )
+
+    @contextmanager
+    def keep_alive(self, trial: TrialLeased, every: float) -> Iterator[threading.Event]:
+        """Heartbeats `trial` in a background thread; the event is set if the lease is lost."""
+        lost = threading.Event()
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(every):
+                try:
+                    self.heartbeat(trial)
+                except ApiError as exc:
+                    if exc.status == 409:
+                        lost.set()
+                        return
+                except ServerUnavailable:
+                    continue
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{trial.id}", daemon=True)
+        thread.start()
+        try:
+            yield lost
+        finally:
+            done.set()
+            thread.join(timeout=5)
+
+    def optimize(
+        self,
+        fn: Callable[[dict[str, Any]], float],
+        study_id: int,
+        *,
+        n_trials: int | None = None,
+        n_jobs: int = 1,
+        heartbeat_seconds: float = 10.0,
+    ) -> StudyPublic:
+        """Runs `fn(params) -> value` on this machine for trials of `study_id` (ask/tell).
+
+        Stops after `n_trials` trials (all jobs together) or when the study has no more work.
+        An exception or a non-finite value fails that trial with the reason; the loop goes on.
+        """
+        lock = threading.Lock()
+        started = 0
+
+        def take() -> bool:
+            nonlocal started
+            with lock:
+                if n_trials is not None and started >= n_trials:
+                    return False
+                started += 1
+                return True
+
+        def job() -> None:
+            while take():
+                try:
+                    batch = self.suggest(study_id, 1)
+                except ApiError as exc:
+                    if exc.status == 409:
+                        return
+                    raise
+                if not batch:
+                    return
+                trial = batch[0]
+                with self.keep_alive(trial, heartbeat_seconds):
+                    try:
+                        value = float(fn(dict(trial.params)))
+                    except Exception as exc:
+                        self.fail(trial, f"{type(exc).__name__}: {exc}")
+                        continue
+                if math.isfinite(value):
+                    self.complete(trial, value)
+                else:
+                    self.fail(trial, f"diverged: objective returned {value}")
+
+        with ThreadPoolExecutor(max_workers=max(n_jobs, 1)) as pool:
+            for future in [pool.submit(job) for _ in range(max(n_jobs, 1))]:
+                future.result()
+        return self.get_study(study_id)
+
+    # ---- workers ------------------------------------------------------------------------
+
+    def lease(self, worker_id: str, info: Mapping[str, Any]) -> LeasePublic | None:
+        response = self.request("POST", f"/workers/{worker_id}/lease", json=dict(info))
+        if response.status_code == 204:
+            return None
+        return LeasePublic.model_validate(response.json())
+
+    def upload_artifact(
+        self, trial_id: int, name: str, path: Path, content_type: str
+    ) -> ArtifactPublic:
+        response = self.request(
+            "PUT",
+            f"/trials/{trial_id}/artifacts/{name}",
+            content=path.read_bytes(),
+            headers={"Content-Type": content_type},
+        )
+        return ArtifactPublic.model_validate(response.json())
+
+    def workers(self) -> WorkersPublic:
+        return self._get("/workers", WorkersPublic)
+
+    # ---- objectives and tokens ----------------------------------------------------------
+
+    def objectives(self) -> list[ObjectivePublic]:
+        return self._get("/objectives", ObjectivesPublic).data
+
+    def create_token(self, name: str, role: str) -> TokenCreated:
+        return self._post("/tokens", TokenCreated, {"name": name, "role": role})
+
+    def tokens(self) -> list[TokenPublic]:
+        return self._get("/tokens", TokensPublic).data
+
+    def revoke_token(self, token_id: int) -> TokenPublic:
+        return TokenPublic.model_validate(self.request("DELETE", f"/tokens/{token_id}").json())
+
+    def healthy(self) -> bool:
+        try:
+            return self._http.get("/healthz").status_code == 200
+        except httpx.TransportError:
+            return False

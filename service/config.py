@@ -1,0 +1,31 @@
+"""Settings, read from the environment with the prefix TUNESMITH_ (and from CLI flags)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    return Path.home() / ".tunesmith"
+
+
+class Settings(BaseSettings):
+    """Server settings; each field can be set as TUNESMITH_<FIELD>, e.g. TUNESMITH_DATABASE_URL."""
+
+    model_config = SettingsConfigDict(env_prefix="TUNESMITH_", extra="ignore")
+
+    database_url: str = "sqlite:///tunesmith.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    admin_token: str | None = None
+    token_file: Path = Field(default_factory=lambda: default_home() / "token")
+    artifact_dir: Path = Path("tunesmith-artifacts")
+    lease_seconds: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, description="Lost attempts before a trial fails.")
+    db_pool_size: int = Field(default=10, ge=1)
+    max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_artifact_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    log_level: str = "info"

@@ -1,0 +1,1 @@
+"""Executors: where worker loops run (local processes, Ray actors)."""

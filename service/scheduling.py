@@ -1,0 +1,344 @@
+"""Hands out trials: picks a study, asks its strategy under a per-study lock, leases the trial.
+
+The per-study lock is the study row (SELECT ... FOR UPDATE on PostgreSQL, across servers; the
+single SQLite writer otherwise). Under it the scheduler counts trials, rebuilds the strategy's
+input from stored trials, and inserts the new trial with its lease in the same transaction:
+two concurrent requests can never get the same pending point, and a suggestion that was not
+stored never reaches a worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service.errors import Conflict
+from service.optimizer import Observation, StrategySpec, SuggestRequest, get_strategy
+from service.space import SearchSpace
+from service.store import repository as repo
+from service.store.db import Database
+from service.store.models import (
+    AttemptOutcome,
+    Study,
+    StudyState,
+    Trial,
+    TrialAttempt,
+    TrialState,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_WARNINGS = 20
+
+
+@dataclass(frozen=True)
+class LeasePolicy:
+    lease_seconds: float
+    max_retries: int
+
+    def retries_for(self, study: Study) -> int:
+        value = study.budget.get("max_retries")
+        return self.max_retries if value is None else int(value)
+
+
+def trial_seed(study_seed: int, number: int) -> int:
+    digest = hashlib.sha256(f"{study_seed}:{number}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def _observation(trial: Trial) -> Observation:
+    value = trial.value
+    if trial.state == TrialState.FAILED.value:
+        value = None
+    return Observation(
+        params=trial.params,
+        value=value if value is None or math.isfinite(value) else None,
+        state=trial.state,  # type: ignore[arg-type]
+        step=trial.step,
+    )
+
+
+def _add_warning(study: Study, message: str) -> None:
+    if message not in study.warnings:
+        study.warnings = [*study.warnings, message][-MAX_WARNINGS:]
+        log.warning("study %s: %s", study.id, message)
+
+
+def start_attempt(
+    session: Session, trial: Trial, *, worker_id: str | None, policy: LeasePolicy, now: datetime
+) -> None:
+    """Puts `trial` in RUNNING under a fresh lease token and records the attempt."""
+    trial.state = TrialState.RUNNING.value
+    trial.attempt += 1
+    trial.lease_token = secrets.token_hex(16)
+    trial.lease_expires_at = now + timedelta(seconds=policy.lease_seconds)
+    trial.worker_id = worker_id
+    trial.started_at = trial.started_at or now
+    session.add(
+        TrialAttempt(
+            trial_id=trial.id,
+            number=trial.attempt,
+            worker_id=worker_id,
+            lease_token=trial.lease_token,
+            started_at=now,
+        )
+    )
+    if worker_id is not None:
+        worker = session.get(repo.Worker, worker_id)
+        if worker is not None:
+            worker.current_trial_id = trial.id
+            worker.busy_since = now
+
+
+def new_trials(session: Session, study: Study, count: int) -> list[Trial]:
+    """Creates up to `count` QUEUED trials from the study's strategy. Caller holds the study lock.
+
+    Respects the budget: never more trials in total than `max_trials`.
+    """
+    trials = repo.trials_in_states(session, study.id, list(TrialState))
+    room = int(study.budget["max_trials"]) - len(trials)
+    count = min(count, room)
+    if count <= 0:
+        return []
+    space = SearchSpace.from_spec(study.space)
+    spec = StrategySpec.model_validate(study.strategy)
+    strategy, warning = get_strategy(spec.name)
+    if warning:
+        _add_warning(study, warning)
+    finished = [t for t in trials if TrialState(t.state).is_finished()]
+    pending = [t.params for t in trials if not TrialState(t.state).is_finished()]
+    request = SuggestRequest(
+        space=space,
+        direction=study.direction,  # type: ignore[arg-type]
+        spec=spec,
+        observations=[_observation(t) for t in finished],
+        pending=pending,
+        count=count,
+        seed=trial_seed(spec.seed if spec.seed is not None else study.seed, len(trials)),
+        state=dict(study.strategy_state or {}),
+    )
+    result = strategy.suggest(request)
+    study.strategy_state = result.state
+    for message in result.warnings:
+        _add_warning(study, message)
+    number = repo.next_trial_number(session, study.id)
+    created: list[Trial] = []
+    for suggestion in result.suggestions[:count]:
+        params = space.validate({k: repo.to_plain(v) for k, v in suggestion.params.items()})
+        trial = Trial(
+            study_id=study.id,
+            number=number,
+            params=params,
+            state=TrialState.QUEUED.value,
+            seed=trial_seed(study.seed, number),
+            source=str(suggestion.info.get("source", spec.name.value)),
+            suggestion=_plain_info(suggestion.info),
+        )
+        session.add(trial)
+        created.append(trial)
+        number += 1
+    session.flush()
+    return created
+
+
+def _plain_info(info: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in info.items():
+        value = repo.to_plain(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        out[key] = value
+    return out
+
+
+def enqueue(session: Session, study: Study, configs: Sequence[dict[str, Any]]) -> list[Trial]:
+    """Adds user-chosen configurations as QUEUED trials, evaluated before any suggestion."""
+    space = SearchSpace.from_spec(study.space)
+    number = repo.next_trial_number(session, study.id)
+    created = []
+    for i, config in enumerate(configs):
+        trial = Trial(
+            study_id=study.id,
+            number=number + i,
+            params=space.validate(config, field=f"enqueue.{i}"),
+            state=TrialState.QUEUED.value,
+            seed=trial_seed(study.seed, number + i),
+            source="enqueued",
+            suggestion={"source": "enqueued"},
+        )
+        session.add(trial)
+        created.append(trial)
+    session.flush()
+    return created
+
+
+def reap_expired(session: Session, policy: LeasePolicy, now: datetime | None = None) -> int:
+    """Ends expired leases: the attempt is lost; the trial is queued again or, past its retry
+    limit, failed. Returns how many leases were reaped."""
+    now = now or utcnow()
+    expired = repo.expired_trials(session, now)
+    touched: set[int] = set()
+    for trial in expired:
+        attempt = repo.open_attempt(session, trial)
+        if attempt is not None:
+            attempt.outcome = AttemptOutcome.LOST.value
+            attempt.ended_at = now
+            attempt.error = f"lease expired (worker {trial.worker_id})"
+        session.flush()
+        repo.worker_finished_trial(session, trial.worker_id, counted=False)
+        study = repo.get_study(session, trial.study_id)
+        lost = repo.lost_attempts(session, trial.id)
+        if lost > policy.retries_for(study):
+            trial.state = TrialState.FAILED.value
+            trial.error = f"lease expired {lost} times; last worker {trial.worker_id}"
+            trial.finished_at = now
+        else:
+            trial.state = TrialState.QUEUED.value
+        trial.lease_expires_at = None
+        trial.worker_id = None
+        log.warning(
+            "study %s trial %s: lease expired (attempt %s); now %s",
+            trial.study_id,
+            trial.number,
+            trial.attempt,
+            trial.state,
+        )
+        touched.add(trial.study_id)
+    for study_id in touched:
+        maybe_finish(session, repo.get_study(session, study_id))
+    return len(expired)
+
+
+def maybe_finish(session: Session, study: Study) -> None:
+    """Marks the study DONE once its budget is used and nothing is running or queued."""
+    if study.state == StudyState.DONE.value:
+        return
+    session.flush()
+    counts = repo.trial_counts(session, [study.id])[study.id]
+    finished = sum(counts[s.value] for s in TrialState if s.is_finished())
+    open_ = counts[TrialState.RUNNING.value] + counts[TrialState.QUEUED.value]
+    if finished >= int(study.budget["max_trials"]) and open_ == 0:
+        study.state = StudyState.DONE.value
+        failed = counts[TrialState.FAILED.value]
+        if failed == finished:
+            study.stop_reason = f"all {finished} trials failed"
+        else:
+            study.stop_reason = f"budget of {study.budget['max_trials']} trials used"
+        study.finished_at = utcnow()
+        log.info("study %s is done: %s", study.id, study.stop_reason)
+
+
+@dataclass(frozen=True)
+class Lease:
+    trial: Trial
+    study: Study
+
+
+class Scheduler:
+    """Leases trials to workers and hands out suggestions to ask/tell clients."""
+
+    def __init__(self, db: Database, policy: LeasePolicy) -> None:
+        self.db = db
+        self.policy = policy
+
+    def lease(
+        self,
+        worker_id: str,
+        *,
+        host: str | None = None,
+        gpu: str | None = None,
+        pid: int | None = None,
+        objectives: Sequence[str] | None = None,
+    ) -> Lease | None:
+        """The worker's next trial, or None when no study has work for it.
+
+        Repeat-safe: a worker that asks again while its lease is alive gets the same trial.
+        """
+        now = utcnow()
+        with self.db.write() as session:
+            repo.touch_worker(session, worker_id, host=host, gpu=gpu, pid=pid)
+            current = repo.running_trial_of_worker(session, worker_id, now)
+            if current is not None:
+                return Lease(current, repo.get_study(session, current.study_id))
+            reap_expired(session, self.policy, now)
+            candidates = repo.runnable_studies(session, objectives)
+            skipped: list[int] = []
+            for study_id, running in candidates:
+                try:
+                    study = repo.get_study(session, study_id, lock=True, skip_locked=True)
+                except Conflict:
+                    skipped.append(study_id)
+                    continue
+                lease = self._lease_in(session, study, running, worker_id, now)
+                if lease is not None:
+                    return lease
+            for study_id in skipped[:1]:
+                study = repo.get_study(session, study_id, lock=True)
+                running = repo.trial_counts(session, [study_id])[study_id][TrialState.RUNNING.value]
+                lease = self._lease_in(session, study, running, worker_id, now)
+                if lease is not None:
+                    return lease
+        return None
+
+    def _lease_in(
+        self, session: Session, study: Study, running: int, worker_id: str, now: datetime
+    ) -> Lease | None:
+        if study.state != StudyState.RUNNING.value:
+            return None
+        if running >= int(study.budget.get("max_parallel", 1)):
+            return None
+        trial = repo.claim_queued_trial(session, study.id)
+        if trial is None:
+            created = new_trials(session, study, 1)
+            trial = created[0] if created else None
+        if trial is None:
+            maybe_finish(session, study)
+            return None
+        start_attempt(session, trial, worker_id=worker_id, policy=self.policy, now=now)
+        session.flush()
+        return Lease(trial, study)
+
+    def suggest(self, study_id: int, count: int) -> list[Trial]:
+        """Ask: up to `count` RUNNING trials with leases, for evaluation outside the service.
+
+        Queued trials (enqueued or re-queued after a lost lease) come first. Fewer than
+        `count` come back when the budget allows fewer; raises Conflict when the study is
+        not running.
+        """
+        now = utcnow()
+        with self.db.write() as session:
+            reap_expired(session, self.policy, now)
+            study = repo.get_study(session, study_id, lock=True)
+            if study.state != StudyState.RUNNING.value:
+                raise Conflict(
+                    f"study {study_id} is {study.state}"
+                    + (f": {study.stop_reason}" if study.stop_reason else "")
+                )
+            out: list[Trial] = []
+            while len(out) < count:
+                queued = repo.claim_queued_trial(session, study.id)
+                if queued is None:
+                    break
+                start_attempt(session, queued, worker_id=None, policy=self.policy, now=now)
+                out.append(queued)
+            if len(out) < count:
+                for trial in new_trials(session, study, count - len(out)):
+                    start_attempt(session, trial, worker_id=None, policy=self.policy, now=now)
+                    out.append(trial)
+            if not out:
+                maybe_finish(session, study)
+            session.flush()
+            return out
+
+    def reap(self) -> int:
+        with self.db.write() as session:
+            return reap_expired(session, self.policy)

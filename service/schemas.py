@@ -1,0 +1,265 @@
+"""The REST contract: request and response models (also used by the Python client).
+
+Field names here are fixed: clients and checks depend on them. Requests forbid unknown
+fields, so a typo is a 422 that names it instead of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from service.optimizer.base import StrategySpec
+from service.space import MAX_PARAMS, Param
+from service.store.models import Role, StudyState, TrialState
+
+Direction = Literal["minimize", "maximize"]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._ -]*$"
+MAX_ENQUEUE = 1000
+MAX_PAGE = 1000
+MAX_SUGGESTIONS = 64
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value}")
+    return value
+
+
+class Budget(_Request):
+    max_trials: int = Field(default=20, ge=1, le=100_000)
+    max_parallel: int = Field(default=4, ge=1, le=1024)
+    max_retries: int | None = Field(
+        default=None, ge=0, le=100, description="Lost leases before a trial fails."
+    )
+
+
+class StudyCreate(_Request):
+    """A study specification. `metric`, `direction` and `space` default to the objective's own."""
+
+    name: str = Field(min_length=1, max_length=200, pattern=NAME_PATTERN)
+    objective: str = Field(min_length=1, max_length=200)
+    objective_args: dict[str, Any] = Field(default_factory=dict)
+    metric: str | None = Field(default=None, min_length=1, max_length=200)
+    direction: Direction | None = None
+    space: dict[str, Param] | None = Field(default=None, max_length=MAX_PARAMS)
+    strategy: StrategySpec = Field(default_factory=StrategySpec)
+    budget: Budget = Field(default_factory=Budget)
+    pruning: dict[str, Any] | None = None
+    stopping: dict[str, Any] | None = None
+    warm_start: dict[str, Any] | None = None
+    enqueue: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_ENQUEUE)
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+
+
+class BestTrial(BaseModel):
+    trial_id: int
+    number: int
+    value: float
+    params: dict[str, Any]
+
+
+class StudyPublic(BaseModel):
+    id: int
+    name: str
+    objective: str
+    objective_args: dict[str, Any]
+    metric: str
+    direction: Direction
+    space: dict[str, Any]
+    strategy: dict[str, Any]
+    budget: dict[str, Any]
+    pruning: dict[str, Any] | None
+    stopping: dict[str, Any] | None
+    warm_start: dict[str, Any] | None
+    seed: int
+    state: StudyState
+    stop_reason: str | None
+    warnings: list[str]
+    counts: dict[str, int]
+    n_trials: int
+    best: BestTrial | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+class StudiesPublic(BaseModel):
+    data: list[StudyPublic]
+    count: int
+
+
+class TrialPublic(BaseModel):
+    id: int
+    study_id: int
+    number: int
+    state: TrialState
+    params: dict[str, Any]
+    value: float | None
+    step: int | None
+    seed: int
+    attempt: int
+    source: str
+    suggestion: dict[str, Any]
+    worker_id: str | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    lease_expires_at: datetime | None
+    duration_seconds: float | None = None
+
+
+class TrialLeased(TrialPublic):
+    """A trial handed out for evaluation: the lease token must accompany every report."""
+
+    lease_token: str
+
+
+class TrialsPublic(BaseModel):
+    data: list[TrialPublic]
+    count: int
+
+
+class SuggestionsCreate(_Request):
+    count: int = Field(default=1, ge=1, le=MAX_SUGGESTIONS)
+
+
+class SuggestionsPublic(BaseModel):
+    data: list[TrialLeased]
+
+
+class LeaseBody(_Request):
+    lease_token: str = Field(min_length=1, max_length=64)
+
+
+class ReportCreate(LeaseBody):
+    step: int = Field(ge=0, le=10_000_000)
+    value: float
+
+    _value_finite = field_validator("value")(_finite)
+
+
+class ReportPublic(BaseModel):
+    action: Literal["continue", "prune"]
+
+
+class CompleteCreate(LeaseBody):
+    value: float
+
+    _value_finite = field_validator("value")(_finite)
+
+
+class FailCreate(LeaseBody):
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class LeaseRequest(_Request):
+    host: str | None = Field(default=None, max_length=200)
+    gpu: str | None = Field(default=None, max_length=64)
+    pid: int | None = Field(default=None, ge=0)
+    objectives: list[str] | None = Field(default=None, max_length=1000)
+
+
+class LeasePublic(BaseModel):
+    trial: TrialLeased
+    study_name: str
+    objective: str
+    objective_args: dict[str, Any]
+    metric: str
+    direction: Direction
+    lease_seconds: float
+
+
+class ObjectivePublic(BaseModel):
+    name: str
+    description: str
+    metric: str
+    direction: Direction
+    space: dict[str, Any]
+    args_schema: dict[str, Any]
+
+
+class ObjectivesPublic(BaseModel):
+    data: list[ObjectivePublic]
+    count: int
+
+
+class TrialValuePublic(BaseModel):
+    step: int
+    value: float
+
+
+class AttemptPublic(BaseModel):
+    number: int
+    worker_id: str | None
+    outcome: str
+    error: str | None
+    started_at: datetime
+    ended_at: datetime | None
+
+
+class ArtifactPublic(BaseModel):
+    name: str
+    content_type: str
+    size: int
+    created_at: datetime
+    url: str
+
+
+class TrialDetail(TrialPublic):
+    values: list[TrialValuePublic]
+    attempts: list[AttemptPublic]
+    artifacts: list[ArtifactPublic]
+
+
+class WorkerPublic(BaseModel):
+    id: str
+    host: str | None
+    gpu: str | None
+    pid: int | None
+    current_trial_id: int | None
+    trials_done: int
+    busy_seconds: float
+    busy_fraction: float
+    started_at: datetime
+    last_seen_at: datetime
+
+
+class WorkersPublic(BaseModel):
+    data: list[WorkerPublic]
+    count: int
+
+
+class TokenCreate(_Request):
+    name: str = Field(min_length=1, max_length=200)
+    role: Role
+
+
+class TokenPublic(BaseModel):
+    id: int
+    name: str
+    role: Role
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenPublic):
+    token: str
+
+
+class TokensPublic(BaseModel):
+    data: list[TokenPublic]
+    count: int
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str

@@ -1,0 +1,1 @@
+"""Persistence: models, sessions, migrations and the repository functions."""

@@ -1,0 +1,407 @@
+"""Repository functions: every query the service makes, in one place, on a given session.
+
+Functions that take `lock=True` select the row FOR UPDATE (PostgreSQL; a no-op on SQLite,
+where the write session already holds the database's single write lock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.errors import Conflict, NotFound
+from service.store.models import (
+    ApiToken,
+    Artifact,
+    AttemptOutcome,
+    Study,
+    StudyState,
+    Trial,
+    TrialAttempt,
+    TrialState,
+    TrialValue,
+    Worker,
+    utcnow,
+)
+
+# ---- studies ------------------------------------------------------------------------------
+
+
+def add_study(session: Session, study: Study) -> Study:
+    """Inserts a study; raises Conflict when the name is taken."""
+    existing = session.scalar(select(Study.id).where(Study.name == study.name))
+    if existing is not None:
+        raise Conflict(f"a study named {study.name!r} already exists (id {existing})")
+    session.add(study)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(f"a study named {study.name!r} already exists") from None
+    return study
+
+
+def get_study(
+    session: Session, study_id: int, *, lock: bool = False, skip_locked: bool = False
+) -> Study:
+    stmt = select(Study).where(Study.id == study_id)
+    if lock:
+        stmt = stmt.with_for_update(skip_locked=skip_locked)
+    study = session.scalar(stmt)
+    if study is None:
+        if skip_locked and session.scalar(select(Study.id).where(Study.id == study_id)):
+            raise Conflict(f"study {study_id} is locked")
+        raise NotFound(f"study {study_id} not found")
+    return study
+
+
+def find_study_by_name(session: Session, name: str) -> Study | None:
+    return session.scalar(select(Study).where(Study.name == name))
+
+
+def list_studies(
+    session: Session, *, offset: int, limit: int, state: StudyState | None = None
+) -> tuple[list[Study], int]:
+    where: list[ColumnElement[bool]] = []
+    if state is not None:
+        where.append(Study.state == state.value)
+    count = session.scalar(select(func.count()).select_from(Study).where(*where)) or 0
+    rows = session.scalars(
+        select(Study).where(*where).order_by(Study.id.desc()).offset(offset).limit(limit)
+    ).all()
+    return list(rows), count
+
+
+def trial_counts(session: Session, study_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+    ids = list(study_ids)
+    out: dict[int, dict[str, int]] = {i: {s.value: 0 for s in TrialState} for i in ids}
+    if not ids:
+        return out
+    rows = session.execute(
+        select(Trial.study_id, Trial.state, func.count())
+        .where(Trial.study_id.in_(ids))
+        .group_by(Trial.study_id, Trial.state)
+    ).all()
+    for study_id, state, n in rows:
+        out[study_id][state] = n
+    return out
+
+
+def best_trial(session: Session, study: Study) -> Trial | None:
+    order = Trial.value.asc() if study.direction == "minimize" else Trial.value.desc()
+    return session.scalar(
+        select(Trial)
+        .where(
+            Trial.study_id == study.id,
+            Trial.state == TrialState.COMPLETE.value,
+            Trial.value.is_not(None),
+        )
+        .order_by(order, Trial.number.asc())
+        .limit(1)
+    )
+
+
+def runnable_studies(session: Session, objectives: Sequence[str] | None) -> list[tuple[int, int]]:
+    """(study id, running trials) of running, worker-evaluated studies, least busy first."""
+    running = (
+        select(Trial.study_id, func.count().label("n"))
+        .where(Trial.state == TrialState.RUNNING.value)
+        .group_by(Trial.study_id)
+        .subquery()
+    )
+    stmt = (
+        select(Study.id, func.coalesce(running.c.n, 0))
+        .outerjoin(running, running.c.study_id == Study.id)
+        .where(Study.state == StudyState.RUNNING.value, Study.objective != "external")
+        .order_by(func.coalesce(running.c.n, 0).asc(), Study.id.asc())
+    )
+    if objectives is not None:
+        stmt = stmt.where(Study.objective.in_(list(objectives)))
+    return [(int(i), int(n)) for i, n in session.execute(stmt).all()]
+
+
+# ---- trials -------------------------------------------------------------------------------
+
+
+def get_trial(session: Session, trial_id: int, *, lock: bool = False) -> Trial:
+    stmt = select(Trial).where(Trial.id == trial_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    trial = session.scalar(stmt)
+    if trial is None:
+        raise NotFound(f"trial {trial_id} not found")
+    return trial
+
+
+def list_trials(
+    session: Session,
+    study_id: int,
+    *,
+    states: Sequence[TrialState] | None = None,
+    offset: int = 0,
+    limit: int = 100,
+    order: str = "number",
+    descending: bool = False,
+) -> tuple[list[Trial], int]:
+    where: list[ColumnElement[bool]] = [Trial.study_id == study_id]
+    if states:
+        where.append(Trial.state.in_([s.value for s in states]))
+    count = session.scalar(select(func.count()).select_from(Trial).where(*where)) or 0
+    column = {
+        "number": Trial.number,
+        "value": Trial.value,
+        "state": Trial.state,
+        "updated_at": Trial.updated_at,
+        "started_at": Trial.started_at,
+        "finished_at": Trial.finished_at,
+    }[order]
+    ordering = column.desc() if descending else column.asc()
+    rows = session.scalars(
+        select(Trial)
+        .where(*where)
+        .order_by(ordering, Trial.number.asc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return list(rows), count
+
+
+def trials_in_states(session: Session, study_id: int, states: Sequence[TrialState]) -> list[Trial]:
+    return list(
+        session.scalars(
+            select(Trial)
+            .where(Trial.study_id == study_id, Trial.state.in_([s.value for s in states]))
+            .order_by(Trial.number)
+        ).all()
+    )
+
+
+def next_trial_number(session: Session, study_id: int) -> int:
+    current = session.scalar(select(func.max(Trial.number)).where(Trial.study_id == study_id))
+    return 0 if current is None else int(current) + 1
+
+
+def claim_queued_trial(session: Session, study_id: int) -> Trial | None:
+    return session.scalar(
+        select(Trial)
+        .where(Trial.study_id == study_id, Trial.state == TrialState.QUEUED.value)
+        .order_by(Trial.number)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def running_trial_of_worker(session: Session, worker_id: str, now: datetime) -> Trial | None:
+    return session.scalar(
+        select(Trial)
+        .where(
+            Trial.worker_id == worker_id,
+            Trial.state == TrialState.RUNNING.value,
+            Trial.lease_expires_at > now,
+        )
+        .order_by(Trial.id)
+        .limit(1)
+    )
+
+
+def expired_trials(session: Session, now: datetime) -> list[Trial]:
+    return list(
+        session.scalars(
+            select(Trial)
+            .where(Trial.state == TrialState.RUNNING.value, Trial.lease_expires_at <= now)
+            .with_for_update(skip_locked=True)
+        ).all()
+    )
+
+
+def lost_attempts(session: Session, trial_id: int) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(TrialAttempt)
+            .where(
+                TrialAttempt.trial_id == trial_id,
+                TrialAttempt.outcome == AttemptOutcome.LOST.value,
+            )
+        )
+        or 0
+    )
+
+
+def open_attempt(session: Session, trial: Trial) -> TrialAttempt | None:
+    return session.scalar(
+        select(TrialAttempt).where(
+            TrialAttempt.trial_id == trial.id,
+            TrialAttempt.lease_token == trial.lease_token,
+        )
+    )
+
+
+def attempts(session: Session, trial_id: int) -> list[TrialAttempt]:
+    return list(
+        session.scalars(
+            select(TrialAttempt)
+            .where(TrialAttempt.trial_id == trial_id)
+            .order_by(TrialAttempt.number)
+        ).all()
+    )
+
+
+def put_value(session: Session, trial_id: int, step: int, value: float) -> None:
+    """Records the value at `step`; a repeated step overwrites (a retried report is harmless)."""
+    row = session.get(TrialValue, (trial_id, step))
+    if row is None:
+        session.add(TrialValue(trial_id=trial_id, step=step, value=value))
+    else:
+        row.value = value
+
+
+def values_of(session: Session, trial_ids: Sequence[int]) -> dict[int, list[tuple[int, float]]]:
+    out: dict[int, list[tuple[int, float]]] = {i: [] for i in trial_ids}
+    if not trial_ids:
+        return out
+    rows = session.execute(
+        select(TrialValue.trial_id, TrialValue.step, TrialValue.value)
+        .where(TrialValue.trial_id.in_(list(trial_ids)))
+        .order_by(TrialValue.trial_id, TrialValue.step)
+    ).all()
+    for trial_id, step, value in rows:
+        out[trial_id].append((step, value))
+    return out
+
+
+def changed_trials(session: Session, study_id: int, since: datetime) -> list[Trial]:
+    return list(
+        session.scalars(
+            select(Trial)
+            .where(Trial.study_id == study_id, Trial.updated_at > since)
+            .order_by(Trial.updated_at)
+            .limit(500)
+        ).all()
+    )
+
+
+# ---- artifacts ----------------------------------------------------------------------------
+
+
+def put_artifact(
+    session: Session, trial_id: int, name: str, content_type: str, size: int
+) -> Artifact:
+    row = session.scalar(
+        select(Artifact).where(Artifact.trial_id == trial_id, Artifact.name == name)
+    )
+    if row is None:
+        row = Artifact(trial_id=trial_id, name=name, content_type=content_type, size=size)
+        session.add(row)
+    else:
+        row.content_type, row.size, row.created_at = content_type, size, utcnow()
+    session.flush()
+    return row
+
+
+def artifacts_of(session: Session, trial_id: int) -> list[Artifact]:
+    return list(
+        session.scalars(
+            select(Artifact).where(Artifact.trial_id == trial_id).order_by(Artifact.name)
+        ).all()
+    )
+
+
+def get_artifact(session: Session, trial_id: int, name: str) -> Artifact:
+    row = session.scalar(
+        select(Artifact).where(Artifact.trial_id == trial_id, Artifact.name == name)
+    )
+    if row is None:
+        raise NotFound(f"trial {trial_id} has no artifact {name!r}")
+    return row
+
+
+# ---- workers ------------------------------------------------------------------------------
+
+
+def touch_worker(
+    session: Session, worker_id: str, *, host: str | None, gpu: str | None, pid: int | None
+) -> Worker:
+    now = utcnow()
+    worker = session.get(Worker, worker_id)
+    if worker is None:
+        worker = Worker(id=worker_id, host=host, gpu=gpu, pid=pid, started_at=now, last_seen_at=now)
+        session.add(worker)
+    else:
+        worker.last_seen_at = now
+        for attr, value in (("host", host), ("gpu", gpu), ("pid", pid)):
+            if value is not None:
+                setattr(worker, attr, value)
+    return worker
+
+
+def worker_finished_trial(session: Session, worker_id: str | None, *, counted: bool) -> None:
+    """Closes the worker's busy interval (and counts the trial when it really ended)."""
+    if worker_id is None:
+        return
+    worker = session.get(Worker, worker_id)
+    if worker is None:
+        return
+    now = utcnow()
+    if worker.busy_since is not None:
+        worker.busy_seconds += max((now - worker.busy_since).total_seconds(), 0.0)
+    worker.busy_since = None
+    worker.current_trial_id = None
+    worker.last_seen_at = now
+    if counted:
+        worker.trials_done += 1
+
+
+def list_workers(session: Session) -> list[Worker]:
+    return list(session.scalars(select(Worker).order_by(Worker.last_seen_at.desc())).all())
+
+
+# ---- tokens -------------------------------------------------------------------------------
+
+
+def find_token(session: Session, token_hash: str) -> ApiToken | None:
+    return session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
+    )
+
+
+def add_token(session: Session, *, name: str, role: str, token_hash: str) -> ApiToken:
+    row = ApiToken(name=name, role=role, token_hash=token_hash)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).order_by(ApiToken.id)).all())
+
+
+def any_admin_token(session: Session) -> bool:
+    return (
+        session.scalar(
+            select(ApiToken.id)
+            .where(ApiToken.role == "admin", ApiToken.revoked_at.is_(None))
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def revoke_tokens(session: Session, where: ColumnElement[bool]) -> int:
+    result = session.execute(
+        update(ApiToken)
+        .where(and_(where, ApiToken.revoked_at.is_(None)))
+        .values(revoked_at=utcnow())
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def to_plain(value: Any) -> Any:
+    """Converts numpy scalars (e.g. from a peer optimizer) to JSON-safe Python values."""
+    if hasattr(value, "item") and not isinstance(value, list | dict | str):
+        return value.item()
+    return value

@@ -1,0 +1,81 @@
+"""Turns a study specification into a stored study, resolving it against its objective."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from pydantic import ValidationError
+
+from objectives import registry
+from objectives.registry import EXTERNAL
+from service.errors import InvalidRequest
+from service.scheduling import enqueue
+from service.schemas import StudyCreate
+from service.space import SearchSpace
+from service.store import repository as repo
+from service.store.db import Database
+from service.store.models import Study, StudyState
+
+
+def _objective_defaults(spec: StudyCreate) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+    """(metric, direction, space spec, objective args) with the objective's defaults filled in."""
+    space_spec = (
+        {name: p.model_dump() for name, p in spec.space.items()} if spec.space is not None else None
+    )
+    if spec.objective == EXTERNAL:
+        if space_spec is None:
+            raise InvalidRequest("an external study needs a space", field="space")
+        return spec.metric or "value", spec.direction or "minimize", space_spec, spec.objective_args
+    try:
+        objective = registry.get(spec.objective)
+    except KeyError as exc:
+        raise InvalidRequest(str(exc.args[0]), field="objective") from None
+    try:
+        args = objective.parse_args(spec.objective_args).model_dump(mode="json")
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(["objective_args", *(str(p) for p in err["loc"])])
+        raise InvalidRequest(f"{where}: {err['msg']}", field=where) from None
+    if space_spec is None:
+        space_spec = {k: dict(v) for k, v in objective.space.items()}
+    return (
+        spec.metric or objective.metric,
+        spec.direction or objective.direction,
+        space_spec,
+        args,
+    )
+
+
+def create_study(db: Database, spec: StudyCreate, *, owner_token_id: int | None) -> int:
+    """Validates `spec` against its objective and stores it; returns the new study's id.
+
+    Raises InvalidRequest naming the field, or Conflict when the name is taken.
+    """
+    metric, direction, space_spec, args = _objective_defaults(spec)
+    space = SearchSpace.from_spec(space_spec)
+    for i, config in enumerate(spec.enqueue):
+        space.validate(config, field=f"enqueue.{i}")
+    with db.write() as session:
+        study = repo.add_study(
+            session,
+            Study(
+                name=spec.name,
+                objective=spec.objective,
+                objective_args=args,
+                metric=metric,
+                direction=direction,
+                space=space.to_spec(),
+                strategy=spec.strategy.model_dump(mode="json"),
+                budget=spec.budget.model_dump(mode="json"),
+                pruning=spec.pruning,
+                stopping=spec.stopping,
+                warm_start=spec.warm_start,
+                seed=spec.seed if spec.seed is not None else secrets.randbelow(2**31),
+                state=StudyState.RUNNING.value,
+                owner_token_id=owner_token_id,
+            ),
+        )
+        if spec.enqueue:
+            enqueue(session, study, spec.enqueue)
+        return study.id

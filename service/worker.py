@@ -1,0 +1,236 @@
+"""The worker loop: lease -> train -> stream each step's value -> complete or fail -> repeat.
+
+One loop runs per GPU (or CPU slot), in its own process with CUDA_VISIBLE_DEVICES set
+before any framework is imported. Every executor runs this same loop: local worker
+processes, `tunesmith worker` on a remote machine, Ray actors.
+
+Rules:
+- A trainer that raises, returns NaN/inf or runs out of memory fails its trial with the
+  reason; the worker goes on with the next trial.
+- When the server answers a report with "prune", the trial is already PRUNED on the server;
+  the trainer is told to stop and nothing more is sent for it.
+- If the lease is lost (a heartbeat or report gets 409), the trainer is told to stop and
+  its result is dropped: the trial belongs to someone else now.
+- SIGTERM: the running trial is released back to the queue and the loop ends. A second
+  SIGTERM (or SIGINT) exits at once.
+- Server away: requests are retried with backoff (`retry_seconds`); leasing keeps trying
+  until the server returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import mimetypes
+import os
+import random
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from objectives import registry
+from objectives.base import TrialContext, TrialDiverged, TrialPruned
+from service.client import ApiError, Client, ServerUnavailable
+from service.schemas import LeasePublic
+
+log = logging.getLogger(__name__)
+
+MAX_REASON = 4000
+
+
+@dataclass
+class WorkerOptions:
+    server: str
+    token: str | None
+    worker_id: str
+    gpu: str | None = None
+    threads: int | None = None
+    artifact_root: Path = field(default_factory=lambda: Path("tunesmith-worker-artifacts"))
+    max_trials: int | None = None
+    idle_timeout: float | None = None
+    retry_seconds: float = 300.0
+    objectives: list[str] | None = None
+    max_idle_backoff: float = 2.0
+
+
+def default_worker_id(slot: str) -> str:
+    host = socket.gethostname().replace(" ", "-")
+    return f"{host}-{slot}-{os.getpid()}"
+
+
+class _Stop(Exception):
+    """Raised inside a trainer's report when the trial must stop (lease lost or shutdown)."""
+
+
+class Worker:
+    def __init__(self, options: WorkerOptions) -> None:
+        self.options = options
+        self.client = Client(options.server, options.token, retry_seconds=options.retry_seconds)
+        self.trials_done = 0
+        self._stopping = False
+
+    # ---- signals ------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self._stopping:
+            log.warning("worker %s: second signal; exiting now", self.options.worker_id)
+            os._exit(128 + signum)
+        log.info(
+            "worker %s: signal %s; releasing the current trial", self.options.worker_id, signum
+        )
+        self._stopping = True
+
+    # ---- loop ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Runs until stopped, `max_trials` done or idle for `idle_timeout`; returns trials done."""
+        opts = self.options
+        idle_since = time.monotonic()
+        backoff = 0.1
+        while not self._stopping:
+            if opts.max_trials is not None and self.trials_done >= opts.max_trials:
+                break
+            lease = self._lease()
+            if lease is None:
+                if (
+                    opts.idle_timeout is not None
+                    and time.monotonic() - idle_since > opts.idle_timeout
+                ):
+                    log.info(
+                        "worker %s: idle for %.0f s; exiting", opts.worker_id, opts.idle_timeout
+                    )
+                    break
+                time.sleep(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, opts.max_idle_backoff)
+                continue
+            backoff = 0.1
+            self.run_trial(lease)
+            self.trials_done += 1
+            idle_since = time.monotonic()
+        self.client.close()
+        return self.trials_done
+
+    def _lease(self) -> LeasePublic | None:
+        info: dict[str, Any] = {
+            "host": socket.gethostname(),
+            "gpu": self.options.gpu,
+            "pid": os.getpid(),
+        }
+        if self.options.objectives is not None:
+            info["objectives"] = self.options.objectives
+        try:
+            return self.client.lease(self.options.worker_id, info)
+        except ServerUnavailable as exc:
+            log.warning("worker %s: server unavailable (%s); retrying", self.options.worker_id, exc)
+            return None
+
+    def run_trial(self, lease: LeasePublic) -> None:
+        trial = lease.trial
+        tag = f"study {trial.study_id} trial {trial.number} (id {trial.id})"
+        log.info("worker %s: starting %s with %s", self.options.worker_id, tag, trial.params)
+        artifact_dir = self.options.artifact_root / str(trial.study_id) / str(trial.id)
+        lost = False
+        pruned = False
+        last: list[float] = []
+
+        def report(step: int, value: float) -> bool:
+            nonlocal lost, pruned
+            if self._stopping or lost:
+                raise _Stop()
+            if not math.isfinite(value):
+                raise TrialDiverged(f"reported value is {value} at step {step}")
+            try:
+                pruned = self.client.report(trial, step, value)
+            except ApiError as exc:
+                if exc.status == 409:
+                    lost = True
+                    raise _Stop() from None
+                raise
+            last.append(value)
+            return pruned
+
+        ctx = TrialContext(
+            trial_id=trial.id,
+            study_id=trial.study_id,
+            seed=trial.seed,
+            artifact_dir=artifact_dir,
+            report_fn=report,
+            device=self.options.gpu,
+            threads=self.options.threads,
+        )
+        beat_every = max(lease.lease_seconds / 4, 0.05)
+        with self.client.keep_alive(trial, beat_every) as lease_lost:
+            kind, payload = self._train(lease, ctx)
+            lost = lost or lease_lost.is_set()
+        if lost:
+            log.warning(
+                "worker %s: lost the lease on %s; dropping its result", self.options.worker_id, tag
+            )
+            return
+        self._upload_artifacts(trial.id, artifact_dir)
+        if pruned:
+            log.info("worker %s: %s pruned", self.options.worker_id, tag)
+            return
+        if kind == "stopped" and not self._stopping:
+            # The trainer stopped on its own time limit: its last reported value stands.
+            kind, payload = (
+                ("value", last[-1]) if last else ("fail", "time limit reached before any report")
+            )
+        try:
+            if kind == "stopped":
+                self.client.release(trial)
+                log.info("worker %s: released %s", self.options.worker_id, tag)
+            elif kind == "value":
+                assert isinstance(payload, float)
+                self.client.complete(trial, payload)
+                log.info("worker %s: %s complete: %s", self.options.worker_id, tag, payload)
+            else:
+                self.client.fail(trial, str(payload)[:MAX_REASON])
+                log.info("worker %s: %s failed: %s", self.options.worker_id, tag, payload)
+        except ApiError as exc:
+            log.warning(
+                "worker %s: %s: server refused the result: %s", self.options.worker_id, tag, exc
+            )
+
+    def _train(self, lease: LeasePublic, ctx: TrialContext) -> tuple[str, float | str]:
+        """Runs the trainer; returns ("value", v), ("fail", reason) or ("stopped", "")."""
+        try:
+            objective = registry.get(lease.objective)
+        except KeyError as exc:
+            return "fail", f"objective unavailable on this worker: {exc.args[0]}"
+        try:
+            value = objective.run(dict(lease.trial.params), lease.objective_args, ctx)
+        except (_Stop, TrialPruned):
+            return "stopped", ""
+        except TrialDiverged as exc:
+            return "fail", f"diverged: {exc}"
+        except MemoryError:
+            return "fail", "out of memory (MemoryError)"
+        except Exception as exc:
+            name = type(exc).__name__
+            if "ResourceExhausted" in name or "out of memory" in str(exc).lower():
+                return "fail", f"out of memory: {name}: {str(exc)[:500]}"
+            log.exception("trainer raised")
+            return "fail", f"{name}: {exc}"
+        if not math.isfinite(value):
+            return "fail", f"diverged: objective returned {value}"
+        return "value", value
+
+    def _upload_artifacts(self, trial_id: int, folder: Path) -> None:
+        if not folder.is_dir():
+            return
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            name = path.relative_to(folder).as_posix()
+            content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            try:
+                self.client.upload_artifact(trial_id, name, path, content_type)
+            except (ApiError, ServerUnavailable) as exc:
+                log.warning("trial %s: artifact %s not uploaded: %s", trial_id, name, exc)

@@ -1,0 +1,201 @@
+"""Helpers for tests that start real processes: a uvicorn server, workers, databases."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from service.client import Client
+
+ADMIN_TOKEN = "test-admin-token"
+PG_ADMIN_URL = os.environ.get(
+    "TUNESMITH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(
+    predicate: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.1, what: str = ""
+) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def pg_unavailable_reason() -> str | None:
+    """None when PostgreSQL answers on PG_ADMIN_URL, else why not."""
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install 'tunesmith[pg]')"
+    dsn = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        with psycopg.connect(dsn, connect_timeout=3):
+            return None
+    except Exception as exc:
+        return f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {str(exc).strip().splitlines()[0]}"
+
+
+@contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test; dropped afterwards."""
+    import psycopg
+
+    name = f"tunesmith_test_{uuid.uuid4().hex[:12]}"
+    dsn = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def cli_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "service.cli", *args]
+
+
+@dataclass
+class ServerProcess:
+    """A real `tunesmith serve` process on 127.0.0.1."""
+
+    database_url: str
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    lease_seconds: float = 60.0
+    extra_args: list[str] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def token(self) -> str:
+        return ADMIN_TOKEN
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            TUNESMITH_ADMIN_TOKEN=ADMIN_TOKEN,
+            TUNESMITH_TOKEN=ADMIN_TOKEN,
+            TUNESMITH_URL=self.url,
+            TUNESMITH_TOKEN_FILE=str(self.workdir / "token"),
+            TUNESMITH_LEASE_SECONDS=str(self.lease_seconds),
+            TF_CPP_MIN_LOG_LEVEL="3",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> ServerProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = open(self.workdir / f"server-{self.port}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            cli_command(
+                "serve",
+                "--port",
+                str(self.port),
+                "--database-url",
+                self.database_url,
+                "--artifact-dir",
+                str(self.workdir / "artifacts"),
+                "--workers",
+                "0",
+                *self.extra_args,
+            ),
+            env=self.env(),
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_until(self.healthy, timeout=60, what=f"server on {self.url} ({self.log_tail()})")
+        return self
+
+    def healthy(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"server exited with {self.proc.returncode}: {self.log_tail()}")
+        try:
+            return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def log_tail(self, n: int = 3000) -> str:
+        path = self.workdir / f"server-{self.port}.log"
+        return path.read_text(errors="replace")[-n:] if path.exists() else ""
+
+    def client(self, token: str | None = None) -> Client:
+        return Client(self.url, token or ADMIN_TOKEN, retry_seconds=20)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@dataclass
+class WorkerGroup:
+    """A real `tunesmith worker` process group (a supervisor and its worker processes)."""
+
+    server: ServerProcess
+    args: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerGroup:
+        log = open(self.server.workdir / "workers.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            cli_command("worker", "--server", self.server.url, *self.args),
+            env=self.server.env(),
+            cwd=self.server.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def finished(study: Any) -> int:
+    return sum(study.counts.get(s, 0) for s in ("complete", "pruned", "failed"))
