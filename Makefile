@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test lint typecheck unit browser-deps bench clean
+.PHONY: run test lint typecheck unit system-deps bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,13 +21,18 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 run: $(VENV)/.run-installed
 	$(BIN)/tunesmith serve --example --port $(PORT)
 
-browser-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium chromium-driver"; \
+	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
-	     (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null)) || \
-	    echo "chromium could not be installed: browser tests will be skipped"; \
-	  else echo "chromium is missing (apt-get install chromium): browser tests will be skipped"; fi; }
+	    echo "installing$$missing (Debian packages for browser and compose tests)"; \
+	    apt-get install -y -qq --no-install-recommends $$missing >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } || \
+	    echo "could not install$$missing: the tests that need them will be skipped"; \
+	  else echo "missing$$missing (apt-get install them): the tests that need them will be skipped"; fi; \
+	fi
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check service objectives tests bench
@@ -36,7 +41,7 @@ lint: $(VENV)/.dev-installed
 unit: $(VENV)/.dev-installed
 	$(BIN)/pytest -q
 
-test: $(VENV)/.dev-installed browser-deps lint unit
+test: $(VENV)/.dev-installed system-deps lint unit
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/pip install --quiet -e '.[dev,bench]'

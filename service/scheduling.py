@@ -23,6 +23,12 @@ from sqlalchemy.orm import Session
 from service.errors import Conflict
 from service.optimizer import Observation, StrategySpec, SuggestRequest, get_strategy
 from service.space import SearchSpace
+from service.stopping import (
+    StoppingSpec,
+    history_stop_reason,
+    relative_expected_improvement,
+    update_ei_streak,
+)
 from service.store import repository as repo
 from service.store.db import Database
 from service.store.models import (
@@ -34,6 +40,7 @@ from service.store.models import (
     TrialState,
     utcnow,
 )
+from service.warm_start import prior_observations
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +123,14 @@ def new_trials(session: Session, study: Study, count: int) -> list[Trial]:
         _add_warning(study, warning)
     finished = [t for t in trials if TrialState(t.state).is_finished()]
     pending = [t.params for t in trials if not TrialState(t.state).is_finished()]
+    observations = [_observation(t) for t in finished]
+    own_values = [o.value for o in observations if o.value is not None]
+    priors = prior_observations(session, study, space, own_values)
     request = SuggestRequest(
         space=space,
         direction=study.direction,  # type: ignore[arg-type]
         spec=spec,
-        observations=[_observation(t) for t in finished],
+        observations=[*priors, *observations],
         pending=pending,
         count=count,
         seed=trial_seed(spec.seed if spec.seed is not None else study.seed, len(trials)),
@@ -130,6 +140,11 @@ def new_trials(session: Session, study: Study, count: int) -> list[Trial]:
     study.strategy_state = result.state
     for message in result.warnings:
         _add_warning(study, message)
+    if study.stopping and result.suggestions:
+        reason = _ei_stop_reason(study, result.suggestions[0].info, own_values, len(finished))
+        if reason is not None:
+            _finish_study(study, reason)
+            return []
     number = repo.next_trial_number(session, study.id)
     created: list[Trial] = []
     for suggestion in result.suggestions[:count]:
@@ -150,6 +165,24 @@ def new_trials(session: Session, study: Study, count: int) -> list[Trial]:
     return created
 
 
+def _ei_stop_reason(
+    study: Study, info: dict[str, Any], own_values: list[float], n_finished: int
+) -> str | None:
+    spec = StoppingSpec.model_validate(study.stopping)
+    relative_ei = relative_expected_improvement(info, study.direction, own_values)
+    streak = int((study.stopping_state or {}).get("low_ei_streak", 0))
+    streak, reason = update_ei_streak(spec, streak, relative_ei, n_finished)
+    study.stopping_state = {"low_ei_streak": streak, "last_relative_ei": relative_ei}
+    return reason
+
+
+def _finish_study(study: Study, reason: str) -> None:
+    study.state = StudyState.DONE.value
+    study.stop_reason = reason
+    study.finished_at = utcnow()
+    log.info("study %s is done: %s", study.id, reason)
+
+
 def _plain_info(info: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in info.items():
@@ -160,8 +193,10 @@ def _plain_info(info: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def enqueue(session: Session, study: Study, configs: Sequence[dict[str, Any]]) -> list[Trial]:
-    """Adds user-chosen configurations as QUEUED trials, evaluated before any suggestion."""
+def enqueue(
+    session: Session, study: Study, configs: Sequence[dict[str, Any]], *, source: str = "enqueued"
+) -> list[Trial]:
+    """Adds chosen configurations as QUEUED trials, evaluated before any suggestion."""
     space = SearchSpace.from_spec(study.space)
     number = repo.next_trial_number(session, study.id)
     created = []
@@ -172,8 +207,8 @@ def enqueue(session: Session, study: Study, configs: Sequence[dict[str, Any]]) -
             params=space.validate(config, field=f"enqueue.{i}"),
             state=TrialState.QUEUED.value,
             seed=trial_seed(study.seed, number + i),
-            source="enqueued",
-            suggestion={"source": "enqueued"},
+            source=source,
+            suggestion={"source": source},
         )
         session.add(trial)
         created.append(trial)
@@ -219,22 +254,34 @@ def reap_expired(session: Session, policy: LeasePolicy, now: datetime | None = N
 
 
 def maybe_finish(session: Session, study: Study) -> None:
-    """Marks the study DONE once its budget is used and nothing is running or queued."""
+    """Ends the study DONE when a stopping rule fires, or once its budget is used and
+    nothing is running or queued."""
     if study.state == StudyState.DONE.value:
         return
     session.flush()
+    if study.stopping:
+        finished_trials = repo.trials_in_states(
+            session, study.id, [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED]
+        )
+        finished_trials.sort(key=lambda t: (t.finished_at or t.created_at, t.number))
+        values = [
+            t.value if t.state == TrialState.COMPLETE.value else None for t in finished_trials
+        ]
+        reason = history_stop_reason(
+            StoppingSpec.model_validate(study.stopping), study.direction, values
+        )
+        if reason is not None:
+            _finish_study(study, reason)
+            return
     counts = repo.trial_counts(session, [study.id])[study.id]
     finished = sum(counts[s.value] for s in TrialState if s.is_finished())
     open_ = counts[TrialState.RUNNING.value] + counts[TrialState.QUEUED.value]
     if finished >= int(study.budget["max_trials"]) and open_ == 0:
-        study.state = StudyState.DONE.value
         failed = counts[TrialState.FAILED.value]
         if failed == finished:
-            study.stop_reason = f"all {finished} trials failed"
+            _finish_study(study, f"all {finished} trials failed")
         else:
-            study.stop_reason = f"budget of {study.budget['max_trials']} trials used"
-        study.finished_at = utcnow()
-        log.info("study %s is done: %s", study.id, study.stop_reason)
+            _finish_study(study, f"budget of {study.budget['max_trials']} trials used")
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from service.optimizer.base import StrategySpec
+from service.pruning import PruningSpec
 from service.space import MAX_PARAMS, Param
+from service.stopping import StoppingSpec
 from service.store.models import Role, StudyState, TrialState
+from service.warm_start import WarmStartSpec
 
 Direction = Literal["minimize", "maximize"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._ -]*$"
@@ -52,11 +55,22 @@ class StudyCreate(_Request):
     space: dict[str, Param] | None = Field(default=None, max_length=MAX_PARAMS)
     strategy: StrategySpec = Field(default_factory=StrategySpec)
     budget: Budget = Field(default_factory=Budget)
-    pruning: dict[str, Any] | None = None
-    stopping: dict[str, Any] | None = None
-    warm_start: dict[str, Any] | None = None
+    pruning: PruningSpec | None = None
+    stopping: StoppingSpec | None = None
+    warm_start: WarmStartSpec | None = None
     enqueue: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_ENQUEUE)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+
+
+class BudgetUpdate(_Request):
+    max_trials: int | None = Field(default=None, ge=1, le=100_000)
+    max_parallel: int | None = Field(default=None, ge=1, le=1024)
+
+
+class StudyUpdate(_Request):
+    """Changes to a study: a larger budget resumes a study that used its budget up."""
+
+    budget: BudgetUpdate
 
 
 class BestTrial(BaseModel):

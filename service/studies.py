@@ -11,11 +11,12 @@ from objectives import registry
 from objectives.registry import EXTERNAL
 from service.errors import InvalidRequest
 from service.scheduling import enqueue
-from service.schemas import StudyCreate
+from service.schemas import StudyCreate, StudyUpdate
 from service.space import SearchSpace
 from service.store import repository as repo
 from service.store.db import Database
 from service.store.models import Study, StudyState
+from service.warm_start import resolve_sources, seed_configs
 
 
 def _objective_defaults(spec: StudyCreate) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
@@ -68,9 +69,9 @@ def create_study(db: Database, spec: StudyCreate, *, owner_token_id: int | None)
                 space=space.to_spec(),
                 strategy=spec.strategy.model_dump(mode="json"),
                 budget=spec.budget.model_dump(mode="json"),
-                pruning=spec.pruning,
-                stopping=spec.stopping,
-                warm_start=spec.warm_start,
+                pruning=spec.pruning.model_dump(mode="json") if spec.pruning else None,
+                stopping=spec.stopping.model_dump(mode="json") if spec.stopping else None,
+                warm_start=None,
                 seed=spec.seed if spec.seed is not None else secrets.randbelow(2**31),
                 state=StudyState.RUNNING.value,
                 owner_token_id=owner_token_id,
@@ -78,4 +79,33 @@ def create_study(db: Database, spec: StudyCreate, *, owner_token_id: int | None)
         )
         if spec.enqueue:
             enqueue(session, study, spec.enqueue)
+        if spec.warm_start is not None:
+            sources = resolve_sources(
+                session, spec.warm_start, objective=spec.objective, direction=direction
+            )
+            study.warm_start = {"studies": sources, "n_seed": spec.warm_start.n_seed}
+            seeds = seed_configs(session, sources, space, direction, spec.warm_start.n_seed)
+            enqueue(session, study, seeds, source="warm_start")
         return study.id
+
+
+def update_budget(db: Database, study_id: int, update: StudyUpdate) -> None:
+    """Applies a new budget; a study that was DONE because its budget ran out runs again."""
+    with db.write() as session:
+        study = repo.get_study(session, study_id, lock=True)
+        budget = dict(study.budget)
+        if update.budget.max_trials is not None:
+            n_trials = sum(repo.trial_counts(session, [study.id])[study.id].values())
+            if update.budget.max_trials < n_trials:
+                raise InvalidRequest(
+                    f"budget.max_trials: the study already has {n_trials} trials",
+                    field="budget.max_trials",
+                )
+            budget["max_trials"] = update.budget.max_trials
+        if update.budget.max_parallel is not None:
+            budget["max_parallel"] = update.budget.max_parallel
+        study.budget = budget
+        if study.state == StudyState.DONE.value and (study.stop_reason or "").startswith("budget"):
+            study.state = StudyState.RUNNING.value
+            study.stop_reason = None
+            study.finished_at = None

@@ -17,6 +17,7 @@ from service.schemas import (
     StudiesPublic,
     StudyCreate,
     StudyPublic,
+    StudyUpdate,
     SuggestionsCreate,
     SuggestionsPublic,
     TrialPublic,
@@ -24,7 +25,7 @@ from service.schemas import (
 )
 from service.store import repository as repo
 from service.store.models import StudyState, TrialState
-from service.studies import create_study
+from service.studies import create_study, update_budget
 
 router = APIRouter(prefix="/studies", tags=["studies"], responses=ERROR_RESPONSES)
 
@@ -64,6 +65,13 @@ def list_(
 
 @router.get("/{study_id}", operation_id="get_study", responses=NOT_FOUND)
 def get(study_id: StudyId, ctx: ContextDep, _: Reader) -> StudyPublic:
+    return _show(ctx, study_id)
+
+
+@router.patch("/{study_id}", operation_id="update_study", responses=NOT_FOUND)
+def update(study_id: StudyId, body: StudyUpdate, ctx: ContextDep, _: Manager) -> StudyPublic:
+    """Changes the budget; raising max_trials resumes a study that had used its budget up."""
+    update_budget(ctx.db, study_id, body)
     return _show(ctx, study_id)
 
 

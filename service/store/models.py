@@ -115,6 +115,7 @@ class Study(Base):
     state: Mapped[str] = mapped_column(String(16), default=StudyState.RUNNING.value, index=True)
     stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     strategy_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    stopping_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     warnings: Mapped[list[Any]] = mapped_column(default=list)
     owner_token_id: Mapped[int | None] = mapped_column(
         ForeignKey("api_tokens.id", ondelete="SET NULL"), nullable=True

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 10:43:41.525261
+Create Date: 2026-11-26 10:54:47.672158
 """
 
 from collections.abc import Sequence
@@ -60,6 +60,7 @@ def upgrade() -> None:
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('stop_reason', sa.Text(), nullable=True),
     sa.Column('strategy_state', sa.JSON(), nullable=False),
+    sa.Column('stopping_state', sa.JSON(), nullable=False),
     sa.Column('warnings', sa.JSON(), nullable=False),
     sa.Column('owner_token_id', sa.Integer(), nullable=True),
     sa.Column('created_at', service.store.models.UTCDateTime(timezone=True), nullable=False),
