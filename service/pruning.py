@@ -3,10 +3,10 @@
 Two rules, both decided from stored intermediate values only (so any server process decides
 the same way, and a restart changes nothing):
 
-- median (Golovin et al., Vizier's median stopping rule; Optuna's MedianPruner): after
-  `warmup_steps`, stop a trial whose best value so far is worse than the median of the
-  values that completed trials reported at the same step, once at least `min_trials`
-  completed trials reported that step.
+- median (Golovin et al., Vizier's median stopping rule; Optuna's MedianPruner): after the
+  first `warmup_steps` steps (steps count from 1, one per epoch), stop a trial whose best
+  value so far is worse than the median of the values that completed trials reported at the
+  same step, once at least `min_trials` completed trials reported that step.
 - asha (Li et al., asynchronous successive halving; Optuna's SuccessiveHalvingPruner): rungs
   at steps min_steps * reduction_factor**k. A trial reaching a rung goes on only if its value
   there ranks in the top 1/reduction_factor of all trials that reached the rung so far (with
@@ -76,7 +76,7 @@ def median_decision(
 ) -> bool:
     """True to prune. `own`: this trial's values up to `step`; `peers_at_step`: completed
     trials' values at `step`."""
-    if step < rule.warmup_steps or len(peers_at_step) < rule.min_trials or not own:
+    if step <= rule.warmup_steps or len(peers_at_step) < rule.min_trials or not own:
         return False
     best = min(own) if direction == "minimize" else max(own)
     return _better(statistics.median(peers_at_step), best, direction)

@@ -84,6 +84,8 @@ def seed_configs(
     session: Session, source_ids: Sequence[int], space: SearchSpace, direction: str, n: int
 ) -> list[dict[str, Any]]:
     """The best `n` distinct earlier configurations that fit `space`, best first."""
+    if n <= 0:
+        return []
     trials = [t for ts in _source_trials(session, source_ids).values() for t in ts]
     sign = 1.0 if direction == "minimize" else -1.0
     trials.sort(key=lambda t: sign * float(t.value or 0.0))

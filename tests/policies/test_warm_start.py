@@ -1,0 +1,118 @@
+"""Warm start: earlier studies' trials inform the new study from its first suggestion."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from service.errors import InvalidRequest
+from service.store import repository as repo
+from service.store.models import TrialState
+from tests.policies.conftest import Service
+
+SPACE = {
+    "x1": {"type": "float", "low": -5.0, "high": 10.0},
+    "x2": {"type": "float", "low": 0.0, "high": 15.0},
+}
+OPTIMA = [(-math.pi, 12.275), (math.pi, 2.275), (9.42478, 2.475)]
+
+
+def branin(x1: float, x2: float) -> float:
+    b, c, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 1 / (8 * math.pi)
+    return (x2 - b * x1**2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
+
+
+def _source_study(service: Service, n: int = 25) -> int:
+    study = service.create(
+        name="source",
+        objective="external",
+        space=SPACE,
+        budget={"max_trials": n},
+        strategy={"name": "random", "seed": 1},
+    )
+    for _ in range(n):
+        (trial,) = service.scheduler.suggest(study, 1)
+        value = branin(trial.params["x1"], trial.params["x2"])
+        service.lifecycle.complete(trial.id, trial.lease_token or "", value)
+    return study
+
+
+def _first_params(service: Service, study: int) -> dict[str, float]:
+    (trial,) = service.scheduler.suggest(study, 1)
+    return dict(trial.params)
+
+
+def _distance_to_optimum(p: dict[str, float]) -> float:
+    return min(math.hypot((p["x1"] - a) / 15, (p["x2"] - b) / 15) for a, b in OPTIMA)
+
+
+def test_seeding_queues_the_best_earlier_configurations(service: Service) -> None:
+    source = _source_study(service)
+    with service.db.read() as session:
+        best = repo.best_trial(session, repo.get_study(session, source))
+        assert best is not None
+    study = service.create(
+        name="warm",
+        objective="external",
+        space=SPACE,
+        warm_start={"studies": ["source"]},
+    )
+    assert _first_params(service, study) == best.params
+
+
+def test_prior_observations_steer_the_first_gp_suggestion(service: Service) -> None:
+    """With seeding off, a cold GP study starts with space-filling points; a warm one goes
+    straight for the region the earlier study found good."""
+    source = _source_study(service)
+    with service.db.read() as session:
+        best_value = repo.best_trial(session, repo.get_study(session, source)).value  # type: ignore[union-attr]
+    warm = service.create(
+        name="warm-gp",
+        objective="external",
+        space=SPACE,
+        strategy={"name": "gp", "seed": 3},
+        warm_start={"studies": [source], "n_seed": 0},
+    )
+    cold = service.create(
+        name="cold-gp",
+        objective="external",
+        space=SPACE,
+        strategy={"name": "gp", "seed": 3},
+    )
+    warm_first = _first_params(service, warm)
+    cold_first = _first_params(service, cold)
+    with service.db.read() as session:
+        warm_trial = repo.list_trials(session, warm)[0][0]
+        cold_trial = repo.list_trials(session, cold)[0][0]
+    assert warm_trial.source == "gp" and cold_trial.source == "sobol"
+    assert branin(**warm_first) < max(best_value * 20, 15.0)
+    assert _distance_to_optimum(warm_first) < 0.25
+    assert warm_first != cold_first
+
+
+def test_warm_start_sources_must_match_the_objective(service: Service) -> None:
+    service.create(name="other", objective="branin", budget={"max_trials": 1})
+    with pytest.raises(InvalidRequest, match=r"warm_start\.studies\.0"):
+        service.create(
+            name="bad", objective="external", space=SPACE, warm_start={"studies": ["other"]}
+        )
+    with pytest.raises(InvalidRequest, match="no study 'missing'"):
+        service.create(
+            name="bad2", objective="external", space=SPACE, warm_start={"studies": ["missing"]}
+        )
+
+
+def test_trials_outside_the_new_space_are_left_out(service: Service) -> None:
+    _source_study(service, n=10)
+    narrow = {"x1": {"type": "float", "low": 0.0, "high": 5.0}, "x2": SPACE["x2"]}
+    study = service.create(
+        name="narrow",
+        objective="external",
+        space=narrow,
+        warm_start={"studies": ["source"], "n_seed": 100},
+    )
+    with service.db.read() as session:
+        queued, _ = repo.list_trials(session, study, states=[TrialState.QUEUED])
+    assert queued, "some earlier trials fit the narrower space"
+    assert all(0.0 <= t.params["x1"] <= 5.0 for t in queued)
