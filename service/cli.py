@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from service.client import ApiError, Client, ServerUnavailable
 from service.config import Settings
 from service.errors import TunesmithError
+from service.executors import Executor
 
 EXAMPLE_SPEC = "softmax-digits.yaml"
 
@@ -101,7 +102,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 f"tunesmith: submitted the example study {spec.name!r} (id {study_id})", flush=True
             )
 
-    executor = None
+    executor: Executor | None = None
     if args.workers != 0:
         if args.executor == "ray":
             from service.executors.ray import RayExecutor
@@ -260,6 +261,20 @@ def cmd_study_trials(args: argparse.Namespace) -> int:
             f"{t.number:>5}  {t.state.value:<9} {value:>12}  {json.dumps(t.params)}"
             + (f"  ({t.error})" if t.error else "")
         )
+    return 0
+
+
+def cmd_study_export(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        document = client.export_study(args.id)
+    print(json.dumps(document, indent=1))
+    return 0
+
+
+def cmd_study_import(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        study = client.import_study(load_spec(args.file), name=args.name)
+    print(f"imported study {study.id} ({study.name}) with {study.n_trials} trials")
     return 0
 
 
@@ -426,6 +441,15 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--state")
         _client_flags(p)
         p.set_defaults(fn=fn)
+    p = ssub.add_parser("export", help="print a study with all its trials as JSON")
+    p.add_argument("id", type=int)
+    _client_flags(p)
+    p.set_defaults(fn=cmd_study_export)
+    p = ssub.add_parser("import", help="create a study from an exported JSON document")
+    p.add_argument("-f", "--file", required=True)
+    p.add_argument("--name", help="a new name for the imported study")
+    _client_flags(p)
+    p.set_defaults(fn=cmd_study_import)
     for name in ("stop", "pause", "resume"):
         p = ssub.add_parser(name)
         p.add_argument("id", type=int)

@@ -204,6 +204,15 @@ class Client:
             if not page.data or offset >= page.count:
                 return None
 
+    def export_study(self, study_id: int) -> dict[str, Any]:
+        data: dict[str, Any] = self.request("GET", f"/studies/{study_id}/export").json()
+        return data
+
+    def import_study(self, document: Mapping[str, Any], *, name: str | None = None) -> StudyPublic:
+        params = {"name": name} if name else None
+        response = self.request("POST", "/studies/import", json=dict(document), params=params)
+        return StudyPublic.model_validate(response.json())
+
     def pause(self, study_id: int) -> StudyPublic:
         return self._post(f"/studies/{study_id}/pause", StudyPublic)
 

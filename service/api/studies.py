@@ -11,9 +11,11 @@ from service.api.deps import ContextDep, Manager, Reader
 from service.api.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND
 from service.api.views import study_public, trial_leased, trial_public
 from service.lifecycle import StudyAction, change_study_state
+from service.portability import StudyDocument, export_study, import_study
 from service.scheduling import enqueue
 from service.schemas import (
     MAX_PAGE,
+    NAME_PATTERN,
     StudiesPublic,
     StudyCreate,
     StudyPublic,
@@ -47,6 +49,20 @@ def create(spec: StudyCreate, ctx: ContextDep, principal: Manager) -> StudyPubli
     return _show(ctx, study_id)
 
 
+@router.post(
+    "/import", status_code=status.HTTP_201_CREATED, operation_id="import_study", responses=CONFLICT
+)
+def import_(
+    document: StudyDocument,
+    ctx: ContextDep,
+    _: Manager,
+    name: Annotated[str | None, Query(min_length=1, max_length=200, pattern=NAME_PATTERN)] = None,
+) -> StudyPublic:
+    """Creates a study from an exported document (all trials, values, attempts, artifacts'
+    metadata); `name` renames it."""
+    return _show(ctx, import_study(ctx.db, document, name=name))
+
+
 @router.get("", operation_id="list_studies")
 def list_(
     ctx: ContextDep,
@@ -73,6 +89,12 @@ def update(study_id: StudyId, body: StudyUpdate, ctx: ContextDep, _: Manager) ->
     """Changes the budget; raising max_trials resumes a study that had used its budget up."""
     update_budget(ctx.db, study_id, body)
     return _show(ctx, study_id)
+
+
+@router.get("/{study_id}/export", operation_id="export_study", responses=NOT_FOUND)
+def export(study_id: StudyId, ctx: ContextDep, _: Reader) -> StudyDocument:
+    """The whole study as one JSON document, for `POST /studies/import` on another server."""
+    return export_study(ctx.db, study_id)
 
 
 def _act(ctx: ContextDep, study_id: int, action: StudyAction) -> StudyPublic:

@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse
 from service.api.deps import ContextDep, Evaluator, Reader
 from service.api.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, Responses
 from service.api.views import trial_detail, trial_public
-from service.errors import InvalidRequest
+from service.errors import InvalidRequest, NotFound
 from service.schemas import (
     ArtifactPublic,
     CompleteCreate,
@@ -137,7 +137,7 @@ def get_artifact(
     with ctx.db.read() as session:
         row = repo.get_artifact(session, trial_id, name)
     if not path.is_file():
-        raise InvalidRequest(f"name: artifact {name!r} is missing on disk", field="name")
+        raise NotFound(f"artifact {name!r} of trial {trial_id} has no file on this server")
     return FileResponse(
         path,
         media_type=row.content_type,

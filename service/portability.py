@@ -1,0 +1,265 @@
+"""Study export and import: one JSON document with a study, its trials, their intermediate
+values, attempts and artifacts' metadata; e.g. to move a study from SQLite to PostgreSQL.
+
+Import rules: ids are new (trial numbers are kept); a trial that was RUNNING when exported
+comes back QUEUED (its lease belonged to the old server); artifacts come back as metadata
+only (their files stay where they were); `warm_start` is not exported, since its source
+studies have other ids in another database.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.errors import InvalidRequest
+from service.schemas import NAME_PATTERN, StudyCreate
+from service.space import SearchSpace
+from service.store import repository as repo
+from service.store.db import Database
+from service.store.models import (
+    Artifact,
+    Study,
+    StudyState,
+    Trial,
+    TrialAttempt,
+    TrialState,
+    TrialValue,
+)
+
+FORMAT: Literal["tunesmith-study"] = "tunesmith-study"
+MAX_TRIALS = 100_000
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExportedAttempt(_Doc):
+    number: int = Field(ge=1)
+    worker_id: str | None = Field(default=None, max_length=200)
+    outcome: str = Field(max_length=16)
+    error: str | None = None
+    started_at: datetime
+    ended_at: datetime | None = None
+
+
+class ExportedArtifact(_Doc):
+    name: str = Field(min_length=1, max_length=500)
+    content_type: str = Field(max_length=100)
+    size: int = Field(ge=0)
+
+
+class ExportedTrial(_Doc):
+    number: int = Field(ge=0)
+    params: dict[str, Any]
+    state: TrialState
+    value: float | None = Field(default=None, allow_inf_nan=False)
+    step: int | None = None
+    seed: int = Field(ge=0, le=2**31 - 1)
+    attempt: int = Field(default=0, ge=0)
+    source: str = Field(default="imported", max_length=32)
+    suggestion: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    values: list[tuple[int, float]] = Field(default_factory=list)
+    attempts: list[ExportedAttempt] = Field(default_factory=list)
+    artifacts: list[ExportedArtifact] = Field(default_factory=list)
+
+
+class ExportedStudy(_Doc):
+    name: str = Field(min_length=1, max_length=200, pattern=NAME_PATTERN)
+    objective: str
+    objective_args: dict[str, Any]
+    metric: str
+    direction: Literal["minimize", "maximize"]
+    space: dict[str, Any]
+    strategy: dict[str, Any]
+    budget: dict[str, Any]
+    pruning: dict[str, Any] | None = None
+    stopping: dict[str, Any] | None = None
+    seed: int = Field(ge=0, le=2**31 - 1)
+    state: StudyState
+    stop_reason: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+    strategy_state: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    finished_at: datetime | None = None
+
+
+class StudyDocument(_Doc):
+    format: Literal["tunesmith-study"] = FORMAT
+    version: Literal[1] = 1
+    study: ExportedStudy
+    trials: list[ExportedTrial] = Field(max_length=MAX_TRIALS)
+
+
+def export_study(db: Database, study_id: int) -> StudyDocument:
+    with db.read() as session:
+        study = repo.get_study(session, study_id)
+        trials = repo.trials_in_states(session, study_id, list(TrialState))
+        values = repo.values_of(session, [t.id for t in trials])
+        exported = [
+            ExportedTrial(
+                number=t.number,
+                params=t.params,
+                state=TrialState(t.state),
+                value=t.value,
+                step=t.step,
+                seed=t.seed,
+                attempt=t.attempt,
+                source=t.source,
+                suggestion=t.suggestion,
+                error=t.error,
+                created_at=t.created_at,
+                started_at=t.started_at,
+                finished_at=t.finished_at,
+                values=values[t.id],
+                attempts=[
+                    ExportedAttempt(
+                        number=a.number,
+                        worker_id=a.worker_id,
+                        outcome=a.outcome,
+                        error=a.error,
+                        started_at=a.started_at,
+                        ended_at=a.ended_at,
+                    )
+                    for a in repo.attempts(session, t.id)
+                ],
+                artifacts=[
+                    ExportedArtifact(name=a.name, content_type=a.content_type, size=a.size)
+                    for a in repo.artifacts_of(session, t.id)
+                ],
+            )
+            for t in trials
+        ]
+        return StudyDocument(
+            study=ExportedStudy(
+                name=study.name,
+                objective=study.objective,
+                objective_args=study.objective_args,
+                metric=study.metric,
+                direction=study.direction,  # type: ignore[arg-type]
+                space=study.space,
+                strategy=study.strategy,
+                budget=study.budget,
+                pruning=study.pruning,
+                stopping=study.stopping,
+                seed=study.seed,
+                state=StudyState(study.state),
+                stop_reason=study.stop_reason,
+                warnings=list(study.warnings),
+                strategy_state=study.strategy_state,
+                created_at=study.created_at,
+                finished_at=study.finished_at,
+            ),
+            trials=exported,
+        )
+
+
+def _validate(doc: StudyDocument, name: str) -> SearchSpace:
+    """Checks the document as a study specification would be checked, plus its trials."""
+    s = doc.study
+    StudyCreate.model_validate(
+        {
+            "name": name,
+            "objective": "external",
+            "space": s.space,
+            "strategy": s.strategy,
+            "budget": s.budget,
+            "pruning": s.pruning,
+            "stopping": s.stopping,
+            "direction": s.direction,
+            "metric": s.metric,
+        }
+    )
+    space = SearchSpace.from_spec(s.space, field="study.space")
+    numbers: set[int] = set()
+    for i, t in enumerate(doc.trials):
+        space.validate(t.params, field=f"trials.{i}.params")
+        if t.number in numbers:
+            raise InvalidRequest(
+                f"trials.{i}.number: {t.number} appears twice", field=f"trials.{i}"
+            )
+        numbers.add(t.number)
+    return space
+
+
+def import_study(db: Database, doc: StudyDocument, *, name: str | None = None) -> int:
+    """Stores the document as a new study; returns its id. Raises Conflict on a taken name."""
+    s = doc.study
+    new_name = name or s.name
+    _validate(doc, new_name)
+    with db.write() as session:
+        study = repo.add_study(
+            session,
+            Study(
+                name=new_name,
+                objective=s.objective,
+                objective_args=s.objective_args,
+                metric=s.metric,
+                direction=s.direction,
+                space=s.space,
+                strategy=s.strategy,
+                budget=s.budget,
+                pruning=s.pruning,
+                stopping=s.stopping,
+                warm_start=None,
+                seed=s.seed,
+                state=s.state.value,
+                stop_reason=s.stop_reason,
+                warnings=list(s.warnings),
+                strategy_state=s.strategy_state,
+                created_at=s.created_at,
+                finished_at=s.finished_at,
+            ),
+        )
+        for t in doc.trials:
+            was_running = t.state is TrialState.RUNNING
+            trial = Trial(
+                study_id=study.id,
+                number=t.number,
+                params=t.params,
+                state=TrialState.QUEUED.value if was_running else t.state.value,
+                value=t.value,
+                step=t.step,
+                seed=t.seed,
+                attempt=t.attempt,
+                source=t.source,
+                suggestion=t.suggestion,
+                error=t.error,
+                created_at=t.created_at,
+                started_at=t.started_at,
+                finished_at=t.finished_at,
+            )
+            session.add(trial)
+            session.flush()
+            for step, value in t.values:
+                session.add(TrialValue(trial_id=trial.id, step=step, value=value))
+            for a in t.attempts:
+                session.add(
+                    TrialAttempt(
+                        trial_id=trial.id,
+                        number=a.number,
+                        worker_id=a.worker_id,
+                        lease_token=f"imported-{a.number}",
+                        outcome="released" if a.outcome == "running" else a.outcome,
+                        error=a.error,
+                        started_at=a.started_at,
+                        ended_at=a.ended_at or s.created_at,
+                    )
+                )
+            for art in t.artifacts:
+                session.add(
+                    Artifact(
+                        trial_id=trial.id,
+                        name=art.name,
+                        content_type=art.content_type,
+                        size=art.size,
+                    )
+                )
+        return study.id
