@@ -6,9 +6,11 @@ ends the study DONE with its reason recorded:
 - target: the best value reached `target` (in the study's direction).
 - patience: the best value has not improved for `patience` finished trials.
 - ei_threshold: the optimizer's own judgement. At each GP suggestion the expected
-  improvement at the chosen point, divided by the range of observed values, is compared to
-  `ei_threshold`; when it stays below for `ei_patience` suggestions in a row, no remaining
-  configuration is expected to be worth a trial.
+  improvement at the chosen point, divided by the gap between the median and the best
+  observed value (the scale of improvements seen so far; the full range would let one
+  outlier make every improvement look negligible), is compared to `ei_threshold`; when it
+  stays below for `ei_patience` suggestions in a row, no remaining configuration is expected
+  to be worth a trial.
 
 No rule fires before `min_trials` trials have finished.
 """
@@ -16,6 +18,7 @@ No rule fires before `min_trials` trials have finished.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -66,15 +69,15 @@ def history_stop_reason(
 def relative_expected_improvement(
     info: dict[str, Any], direction: str, values: Sequence[float]
 ) -> float | None:
-    """EI at a suggestion (from its predicted mean and std) over the observed value range."""
+    """EI at a suggestion (from its predicted mean and std) over the median-to-best gap."""
     mean, std = info.get("mean"), info.get("std")
     finite = [v for v in values if math.isfinite(v)]
     if mean is None or std is None or len(finite) < 2:
         return None
-    span = max(finite) - min(finite)
+    best = min(finite) if direction == "minimize" else max(finite)
+    span = abs(statistics.median(finite) - best)
     if span <= 0:
         return None
-    best = min(finite) if direction == "minimize" else max(finite)
     gain = (best - mean) if direction == "minimize" else (mean - best)
     if std <= 0:
         return max(gain, 0.0) / span
