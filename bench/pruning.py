@@ -26,11 +26,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.lifecycle import TrialLifecycle  # noqa: E402
-from service.scheduling import LeasePolicy, Scheduler  # noqa: E402
-from service.schemas import StudyCreate  # noqa: E402
-from service.store.db import Database  # noqa: E402
-from service.studies import create_study  # noqa: E402
+from service.lifecycle import TrialLifecycle
+from service.scheduling import LeasePolicy, Scheduler
+from service.schemas import StudyCreate
+from service.store.db import Database
+from service.studies import create_study
 
 MODES: dict[str, dict[str, Any] | None] = {
     "none": None,
@@ -152,7 +152,8 @@ def compare(name: str, runs: dict[str, list[tuple[int, float]]]) -> list[str]:
         gaps = [(best - ref) / abs(ref) for (_, best), ref in zip(results, base_best, strict=True)]
         rows.append(
             f"| {name} | {mode} | {statistics.median(e for e, _ in results):.0f} | "
-            f"{100 * statistics.median(saved):.0f}% | {statistics.median(b for _, b in results):.4g} | "
+            f"{100 * statistics.median(saved):.0f}% | "
+            f"{statistics.median(b for _, b in results):.4g} | "
             f"{100 * statistics.median(gaps):+.2f}% | {100 * max(gaps):+.2f}% |"
         )
     return rows
@@ -197,7 +198,10 @@ def main() -> None:
                     vae_runs[mode].append(
                         run_study(mode, trainer, VAE_SPACE, args.vae_trials, seed, work)
                     )
-            label = f"VAE on digits ({args.vae_seeds} seed(s) x {args.vae_trials} trials x {args.vae_epochs} epochs)"
+            label = (
+                f"VAE on digits ({args.vae_seeds} seed(s) x {args.vae_trials} trials "
+                f"x {args.vae_epochs} epochs)"
+            )
             lines += compare(label, vae_runs)
             print(f"vae: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     table = "\n".join(lines)

@@ -28,15 +28,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from optimizer import Problem, problems  # noqa: E402
+from optimizer import Problem, problems
 
-from service.lifecycle import TrialLifecycle  # noqa: E402
-from service.scheduling import LeasePolicy, Scheduler  # noqa: E402
-from service.schemas import StudyCreate  # noqa: E402
-from service.space import FloatParam, IntParam  # noqa: E402
-from service.store import repository as repo  # noqa: E402
-from service.store.db import Database  # noqa: E402
-from service.studies import create_study  # noqa: E402
+from service.lifecycle import TrialLifecycle
+from service.scheduling import LeasePolicy, Scheduler
+from service.schemas import StudyCreate
+from service.space import FloatParam, IntParam
+from service.store import repository as repo
+from service.store.db import Database
+from service.studies import create_study
 
 STOP_RULE = {"ei_threshold": 0.003, "ei_patience": 3, "patience": 25, "min_trials": 15}
 DEFAULT_STOP_PROBLEMS = "branin,camel6,hartmann3,mixed,lr_log,hartmann6"
