@@ -46,6 +46,7 @@ def run_study(
     mode: str, trainer: Trainer, space: dict[str, Any], n_trials: int, seed: int, workdir: Path
 ) -> tuple[int, float]:
     """Returns (epochs trained, best final value of the trials that completed)."""
+    workdir.mkdir(parents=True, exist_ok=True)
     db = Database(f"sqlite:///{workdir / f'{mode}-{seed}.db'}")
     db.upgrade()
     policy = LeasePolicy(lease_seconds=3600, max_retries=0)
@@ -183,7 +184,9 @@ def main() -> None:
         for seed in range(args.seeds):
             trainer = synthetic_trainer(args.epochs, seed)
             for mode in MODES:
-                runs[mode].append(run_study(mode, trainer, SYNTH_SPACE, args.trials, seed, work))
+                runs[mode].append(
+                    run_study(mode, trainer, SYNTH_SPACE, args.trials, seed, work / "synthetic")
+                )
         label = (
             f"synthetic curves ({args.seeds} seeds x {args.trials} trials x {args.epochs} epochs)"
         )
@@ -196,7 +199,7 @@ def main() -> None:
                 trainer = vae_trainer(args.vae_epochs, seed, work)
                 for mode in MODES:
                     vae_runs[mode].append(
-                        run_study(mode, trainer, VAE_SPACE, args.vae_trials, seed, work)
+                        run_study(mode, trainer, VAE_SPACE, args.vae_trials, seed, work / "vae")
                     )
             label = (
                 f"VAE on digits ({args.vae_seeds} seed(s) x {args.vae_trials} trials "
