@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from service import __version__
-from service.api import events, objectives, studies, tokens, trials, workers
+from service.api import dashboard, events, insights, objectives, studies, tokens, trials, workers
 from service.api.deps import ServiceContext
 from service.api.errors import install_error_handlers
 from service.auth import ensure_admin_token
@@ -94,9 +94,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         return await call_next(request)
 
     api = APIRouter(prefix="/api/v1")
-    for module in (studies, events, trials, workers, objectives, tokens):
+    for module in (studies, events, insights, trials, workers, objectives, tokens):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(dashboard.router)
 
     @app.get("/healthz", tags=["health"], operation_id="healthz")
     def healthz() -> Health:

@@ -1,0 +1,233 @@
+// The study page: header with progress and actions, then tabs (overview: history + trials
+// table; parameters; GP model; learning curves). Live: the study's event stream updates the
+// header, the history columns and the visible tab in place; the history is also re-read
+// every RESYNC_MS while things change, so nothing missed around a reconnect stays missing.
+
+import { followStudy, get } from "./api.js";
+import { gpView } from "./gpview.js";
+import { paramsView } from "./paramsview.js";
+import { curvesPlot, historyPlot, loadPlotly } from "./plots.js";
+import { perHour, studyActions } from "./studies.js";
+import { trialsTable } from "./trialstable.js";
+import { badge, errorText, finishedCount, fmt, h, notice, progress, replace, throttle } from "./ui.js";
+
+const HISTORY_POINTS = 1000;
+const RESYNC_MS = 15000;
+const TABS = [
+  ["overview", "Overview"],
+  ["params", "Parameters"],
+  ["gp", "GP model"],
+  ["curves", "Learning curves"],
+];
+const COLUMNS = [
+  "trial_id",
+  "state",
+  "value",
+  "best",
+  "source",
+  "acquisition",
+  "acquisition_value",
+  "predicted_mean",
+  "predicted_std",
+];
+
+function better(direction) {
+  return direction === "minimize" ? (a, b) => a < b : (a, b) => a > b;
+}
+
+function recomputeBest(hist) {
+  const isBetter = better(hist.direction);
+  let best = null;
+  hist.best = hist.number.map((_, i) => {
+    const v = hist.value[i];
+    if (hist.state[i] === "complete" && v !== null && (best === null || isBetter(v, best))) best = v;
+    return best;
+  });
+}
+
+// Applies one trial event to the history columns (every improvement is kept server-side, so
+// the best-so-far recomputed over the kept trials is exact).
+function merge(hist, trial) {
+  let i = hist.number.indexOf(trial.number);
+  const s = trial.suggestion ?? {};
+  const row = {
+    trial_id: trial.id,
+    state: trial.state,
+    value: trial.value,
+    best: null,
+    source: s.source ?? trial.source,
+    acquisition: s.acquisition ?? null,
+    acquisition_value: s.acquisition_value ?? null,
+    predicted_mean: s.mean ?? null,
+    predicted_std: s.std ?? null,
+  };
+  if (i < 0) {
+    i = hist.number.length;
+    while (i > 0 && hist.number[i - 1] > trial.number) i--;
+    hist.number.splice(i, 0, trial.number);
+    for (const c of COLUMNS) hist[c].splice(i, 0, row[c]);
+    for (const name of Object.keys(hist.params)) hist.params[name].splice(i, 0, trial.params[name]);
+    hist.count += 1;
+  } else {
+    for (const c of COLUMNS) hist[c][i] = row[c];
+  }
+  recomputeBest(hist);
+}
+
+function header(ctx, refresh) {
+  const { study } = ctx;
+  const message = h("div");
+  const done = finishedCount(study);
+  const best = study.best
+    ? h("a", { href: `/trials/${study.best.trial_id}`, id: "best-value" }, fmt(study.best.value, 6))
+    : h("span", { id: "best-value" }, "—");
+  const stat = (label, value) => h("div", { class: "stat" }, h("div", { class: "stat-label" }, label), h("div", { class: "stat-value" }, value));
+  return h(
+    "section",
+    { class: "card study-head" },
+    h(
+      "div",
+      { class: "page-head" },
+      h(
+        "div",
+        {},
+        h("div", { class: "crumbs" }, h("a", { href: "/" }, "Studies"), " / ", `#${study.id}`),
+        h("h1", {}, study.name, " ", badge(study.state), " ", ctx.liveBadge),
+        h(
+          "div",
+          { class: "muted" },
+          `${study.objective} · ${study.direction} ${study.metric} · ${study.strategy.name}`,
+          study.strategy.name === "gp" ? ` (${study.strategy.acquisition})` : "",
+          ` · up to ${study.budget.max_parallel} in parallel`,
+        ),
+      ),
+      studyActions(study, refresh, message),
+    ),
+    message,
+    h(
+      "div",
+      { class: "stats" },
+      stat("progress", progress(done, study.budget.max_trials)),
+      stat("best", best),
+      stat("trials / h", fmt(perHour(study), 3)),
+      stat("running", h("span", { id: "running-count" }, study.counts.running ?? 0)),
+      stat("queued", study.counts.queued ?? 0),
+      stat("pruned / failed", `${study.counts.pruned ?? 0} / ${study.counts.failed ?? 0}`),
+    ),
+    study.stop_reason ? notice(`Stopped: ${study.stop_reason}`) : null,
+    study.warnings.map((w) => notice(w, "warn")),
+  );
+}
+
+function curvesView(ctx) {
+  const plot = h("div", { class: "plot", id: "curves-plot" });
+  const note = h("div");
+  return {
+    el: h(
+      "section",
+      { class: "card", id: "curves-view" },
+      h("h2", {}, "Learning curves"),
+      h("p", { class: "muted small" }, "Intermediate values of running trials (bold, live) and of the latest 200 others."),
+      note,
+      plot,
+    ),
+    async draw() {
+      const data = await get(`/studies/${ctx.study.id}/curves`, { limit: 200 });
+      replace(note, data.data.length ? [] : notice("No trial has reported an intermediate value yet."));
+      await curvesPlot(plot, data.data, ctx.study.metric);
+    },
+  };
+}
+
+export async function render(main, studyId) {
+  loadPlotly();
+  const ctx = { liveBadge: h("span", { class: "live", id: "live" }, "connecting…") };
+  try {
+    [ctx.study, ctx.hist] = await Promise.all([
+      get(`/studies/${studyId}`),
+      get(`/studies/${studyId}/history`, { max_points: HISTORY_POINTS }),
+    ]);
+  } catch (error) {
+    replace(main, notice(`Could not load study ${studyId}: ${errorText(error)}`, "error"));
+    return;
+  }
+  const headSlot = h("div");
+  const refreshHead = async () => {
+    ctx.study = await get(`/studies/${studyId}`);
+    replace(headSlot, header(ctx, refreshHead));
+  };
+  replace(headSlot, header(ctx, refreshHead));
+
+  const historyEl = h("div", { class: "plot", id: "history-plot" });
+  const trials = trialsTable(ctx.study);
+  const views = {
+    overview: {
+      el: h(
+        "div",
+        {},
+        h("section", { class: "card" }, h("h2", {}, "Optimization history"), historyEl),
+        h("section", { class: "card" }, h("h2", {}, "Trials"), trials.el),
+      ),
+      draw: () => historyPlot(historyEl, ctx.hist, ctx.study.metric),
+    },
+    params: paramsView(ctx),
+    gp: gpView(ctx),
+    curves: curvesView(ctx),
+  };
+  const drawn = new Set();
+  const tabBar = h("nav", { class: "tabs", role: "tablist" });
+  const panels = h("div", {}, Object.entries(views).map(([key, v]) => h("div", { class: "panel", dataset: { tab: key } }, v.el)));
+  let active = null;
+
+  async function show(key) {
+    active = key;
+    replace(
+      tabBar,
+      TABS.map(([k, label]) => h("a", { href: `#${k}`, role: "tab", class: k === key ? "tab active" : "tab", dataset: { tab: k } }, label)),
+    );
+    for (const panel of panels.children) panel.hidden = panel.dataset.tab !== key;
+    const full = !drawn.has(key);
+    drawn.add(key);
+    try {
+      await views[key].draw({ full });
+    } catch (error) {
+      views[key].el.prepend(notice(errorText(error), "error"));
+    }
+  }
+
+  const tabFromHash = () => (TABS.some(([k]) => `#${k}` === window.location.hash) ? window.location.hash.slice(1) : "overview");
+  window.addEventListener("hashchange", () => show(tabFromHash()));
+  replace(main, headSlot, tabBar, panels);
+
+  const redraw = throttle(() => active && views[active].draw({ full: active === "curves" }), 700);
+  let dirty = false;
+  followStudy(
+    studyId,
+    (event, data) => {
+      if (event === "study") {
+        ctx.study = data;
+        trials.setStudy(data);
+        replace(headSlot, header(ctx, refreshHead));
+      } else if (event === "trial") {
+        merge(ctx.hist, data);
+        dirty = true;
+        trials.refreshSoon();
+        redraw();
+      }
+    },
+    (state) => {
+      ctx.liveBadge.textContent = state === "live" ? "● live" : "reconnecting…";
+      ctx.liveBadge.className = `live live-${state}`;
+    },
+  );
+  setInterval(async () => {
+    if (!dirty) return;
+    dirty = false;
+    ctx.hist = await get(`/studies/${studyId}/history`, { max_points: HISTORY_POINTS });
+    redraw();
+  }, RESYNC_MS);
+
+  await Promise.all([show(tabFromHash()), trials.refresh()]);
+  performance.mark("tunesmith-ready");
+  document.body.dataset.ready = "true";
+}

@@ -1,0 +1,92 @@
+"""Browser fixtures: one live server and one headless Chromium per test module.
+
+Chromium is Debian's (/usr/bin/chromium, or TUNESMITH_CHROMIUM), driven by the `playwright`
+Python package; `playwright install` is never needed. Tests are skipped, with the reason,
+when either is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import ADMIN_TOKEN, ServerProcess
+
+CHROMIUM = os.environ.get("TUNESMITH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "tests" / "screenshots"
+DOCS_SCREENSHOTS = REPO / "docs" / "screenshots"
+TOKEN_SCRIPT = f"sessionStorage.setItem('tunesmith.token', {ADMIN_TOKEN!r})"
+
+
+def _skip_reason() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install 'tunesmith[dev]')"
+    if not Path(CHROMIUM).exists():
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium, or set TUNESMITH_CHROMIUM)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    browser: object, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A real `tunesmith serve` shared by the module's tests (each makes its own studies)."""
+    workdir = tmp_path_factory.mktemp("browser")
+    server = ServerProcess(database_url=f"sqlite:///{workdir / 'tunesmith.db'}", workdir=workdir)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def page(browser: object, live_server: ServerProcess) -> Iterator[object]:
+    """One signed-in tab reused by the module's tests."""
+    context = browser.new_context(  # type: ignore[attr-defined]
+        base_url=live_server.url, viewport={"width": 1400, "height": 900}
+    )
+    context.add_init_script(TOKEN_SCRIPT)
+    tab = context.new_page()
+    tab.set_default_timeout(20_000)
+    yield tab
+    context.close()
+
+
+def screenshot(page: object, name: str, *, docs: bool = False) -> Path:
+    """Saves tests/screenshots/NAME.png (and copies it to docs/screenshots/ when `docs`)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    if docs:
+        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOCS_SCREENSHOTS / f"{name}.png")
+    return path

@@ -1,0 +1,211 @@
+"""The dashboard in a real browser against a real server (and, once, real workers)."""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import screenshot
+from tests.support import ADMIN_TOKEN, ServerProcess, WorkerGroup
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+GP_SPACE = {
+    "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+    "width": {"type": "int", "low": 8, "high": 128},
+    "activation": {"type": "categorical", "choices": ["relu", "tanh"]},
+}
+
+
+def _loss(p: dict[str, Any]) -> float:
+    return (
+        (math.log10(p["lr"]) + 2.2) ** 2
+        + ((p["width"] - 70) / 60) ** 2
+        + (0.3 if p["activation"] == "tanh" else 0.0)
+    )
+
+
+def _png(width: int, height: int) -> bytes:
+    """A small gradient PNG, written by hand (no imaging library needed)."""
+    rows = b"".join(
+        b"\x00" + bytes(c for x in range(width) for c in (4 * x, 4 * y, 160)) for y in range(height)
+    )
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        body = tag + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+
+
+@pytest.fixture(scope="module")
+def gp_study(live_server: ServerProcess) -> dict[str, Any]:
+    """An ask/tell GP study: 26 complete trials (Sobol first, then GP) and 2 pending."""
+    client = live_server.client()
+    study = client.create_study(
+        {
+            "name": "gp-view",
+            "objective": "external",
+            "metric": "val_loss",
+            "space": GP_SPACE,
+            "budget": {"max_trials": 60, "max_parallel": 8},
+            "strategy": {"name": "gp", "acquisition": "ei"},
+            "seed": 7,
+        }
+    )
+    for count in (6, 4, 4, 4, 4, 4):
+        for trial in client.suggest(study.id, count):
+            client.complete(trial, _loss(trial.params))
+    pending = client.suggest(study.id, 2)
+    return {"id": study.id, "pending": [t.id for t in pending]}
+
+
+def test_sign_in_and_studies_page(browser: Any, live_server: ServerProcess) -> None:
+    client = live_server.client()
+    study = client.create_study(
+        {"name": "listed", "objective": "external", "space": GP_SPACE, "budget": {"max_trials": 9}}
+    )
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto("/")
+        page.fill("#token", "not-a-token")
+        page.click("#signin button[type=submit]")
+        page.wait_for_selector("#token-error:has-text('refused')")
+        page.fill("#token", ADMIN_TOKEN)
+        page.click("#signin button[type=submit]")
+        row = page.locator(f"#studies-table tr[data-study='{study.id}']")
+        row.wait_for()
+        assert "listed" in row.inner_text() and "0 / 9" in row.inner_text()
+        row.locator("button[data-action=pause]").click()
+        page.wait_for_selector(f"tr[data-study='{study.id}'] .badge:has-text('paused')")
+        assert client.get_study(study.id).state == "paused"
+        page.locator(f"tr[data-study='{study.id}'] button[data-action=resume]").click()
+        page.wait_for_selector(f"tr[data-study='{study.id}'] .badge:has-text('running')")
+        screenshot(page, "studies")
+    finally:
+        context.close()
+
+
+def test_new_study_form_shows_errors_next_to_fields(page: Any) -> None:
+    page.goto("/new")
+    page.wait_for_selector("#space")
+    assert '"x"' in page.input_value("#space"), "the space is prefilled from the objective"
+    page.fill("#name", "from-the-form")
+    page.fill("#max_trials", "0")
+    page.fill("#space", '{"x": {"type": "float", "low": 2, "high": 1}}')
+    page.click("#submit")
+    budget_error = page.locator("[data-error-for='budget.max_trials']")
+    budget_error.wait_for()
+    page.wait_for_function(
+        "document.querySelector(\"[data-error-for='budget.max_trials']\").textContent.length > 0"
+    )
+    assert "greater than or equal to 1" in budget_error.inner_text()
+    space_error = page.locator("[data-error-for='space']")
+    assert "x: Value error, low (2.0) must be less than high (1.0)" in space_error.inner_text()
+    assert page.locator("[data-error-for='name']").inner_text() == ""
+    screenshot(page, "new-study-errors")
+
+    page.fill("#max_trials", "5")
+    page.fill("#space", "{not json")
+    page.click("#submit")
+    page.wait_for_function(
+        "document.querySelector(\"[data-error-for='space']\").textContent.includes('JSON')"
+    )
+    assert budget_error.inner_text() == ""
+
+    page.select_option("#objective", "branin")
+    page.select_option("#strategy", "random")
+    page.click("#submit")
+    page.wait_for_url("**/studies/*")
+    page.wait_for_selector("h1:has-text('from-the-form')")
+
+
+def test_trial_completes_live_on_the_study_page(
+    page: Any, live_server: ServerProcess, start_workers: Callable[..., WorkerGroup]
+) -> None:
+    client = live_server.client()
+    study = client.create_study(
+        {
+            "name": "live",
+            "objective": "synthetic",
+            "objective_args": {"steps": 3, "step_seconds": 0.5},
+            "budget": {"max_trials": 2, "max_parallel": 1},
+        }
+    )
+    page.goto(f"/studies/{study.id}")
+    page.wait_for_selector("#live.live-live")
+    page.evaluate("window.__noReload = true")
+    assert page.locator("#trials-table tbody tr").count() == 0
+    start_workers(live_server, "--cpu-workers", "1", "--objective", "synthetic")
+    page.wait_for_selector("#trials-table tr[data-state='running']", timeout=60_000)
+    page.wait_for_selector("#trials-table tr[data-state='complete']", timeout=60_000)
+    page.wait_for_function("Number(document.querySelector('#history-plot').dataset.points) >= 1")
+    assert page.evaluate("window.__noReload") is True, "the page must not have reloaded"
+    assert page.locator("#best-value").inner_text() != "—"
+
+    page.click("a.tab[data-tab=curves]")
+    page.wait_for_function("Number(document.querySelector('#curves-plot').dataset.points) >= 3")
+    page.goto("/workers")
+    page.wait_for_selector("#workers-table tbody tr")
+    assert page.locator("#workers-table tbody tr").count() == 1
+    screenshot(page, "workers")
+
+
+def test_gp_view_and_parameter_plots_have_data(page: Any, gp_study: dict[str, Any]) -> None:
+    page.goto(f"/studies/{gp_study['id']}")
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.locator("#history-plot").get_attribute("data-points") == "26"
+    assert page.locator("#trials-table tr[data-state='running']").count() == 2
+    screenshot(page, "study", docs=True)
+
+    page.click("a.tab[data-tab=gp]")
+    page.wait_for_function("Number(document.querySelector('#gp-plot').dataset.points) >= 50")
+    info = page.locator("#gp-info").inner_text()
+    assert "26 observations, 2 pending" in info and "EI" in info
+    curve = page.evaluate(
+        "document.querySelector('#gp-plot').data.map(t => [t.name, t.y ? t.y.length : 0])"
+    )
+    names = dict(curve)
+    assert names["posterior mean"] >= 50 and names["pending"] == 2 and names["incumbent"] == 1
+    assert page.locator("#gp-trials tbody tr").count() > 0
+    assert int(page.locator("#gp-predictions").get_attribute("data-points") or 0) > 0
+    screenshot(page, "gp-view", docs=True)
+
+    page.select_option("#gp-param2", "width")
+    page.wait_for_function(
+        "document.querySelector('#gp-plot').data.some(t => t.type === 'contour')"
+    )
+    screenshot(page, "gp-view-2d")
+
+    page.click("a.tab[data-tab=params]")
+    page.wait_for_function("Number(document.querySelector('#parallel-plot').dataset.points) == 26")
+    page.wait_for_function("Number(document.querySelector('#importance-plot').dataset.points) == 3")
+    screenshot(page, "parameters")
+
+
+def test_trial_page_shows_an_artifact_image(
+    page: Any, live_server: ServerProcess, gp_study: dict[str, Any], tmp_path: Path
+) -> None:
+    client = live_server.client()
+    trial = client.trials(gp_study["id"], state="complete")[0]
+    image = tmp_path / "samples.png"
+    image.write_bytes(_png(48, 32))
+    client.upload_artifact(trial.id, "samples.png", image, "image/png")
+    page.goto(f"/trials/{trial.id}")
+    img = page.locator("#artifacts img")
+    img.wait_for()
+    page.wait_for_function(
+        "document.querySelector('#artifacts img').complete && "
+        "document.querySelector('#artifacts img').naturalWidth === 48"
+    )
+    assert page.locator("#trial-value").inner_text() != "—"
+    assert page.locator("#attempts-table tbody tr").count() == 1
+    screenshot(page, "trial")
