@@ -20,6 +20,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from objectives.base import Objective, TrialContext
+from objectives.data import load_images, load_segmentation
 from objectives.densenet import DENSENET
 from objectives.gan import GAN
 from objectives.softmax import SOFTMAX
@@ -51,12 +52,16 @@ def measure(obj: Objective, args: dict[str, Any], epochs: int, work: Path,
 
 
 def describe(obj: Objective, args: Any) -> str:
-    data = "digit masks" if obj is DENSENET else getattr(args, "dataset", "")
+    """The default size, naming the data actually loaded (a fallback says so)."""
     size = getattr(args, "image_size", 28)
+    if obj is DENSENET:
+        data = load_segmentation(path=args.data_path, size=size).source
+    else:
+        data = load_images(args.dataset, path=args.data_path, size=size).source
     extra = ""
     if obj is DENSENET:
         extra = f", {args.down_blocks} down blocks, batch {args.batch_size}"
-    return f"{data} {size}x{size}{extra}"
+    return f"{data}{extra}"
 
 
 def main() -> None:

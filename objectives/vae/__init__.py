@@ -1,0 +1,56 @@
+"""Variational autoencoder on MNIST: the dense VAE and the convolutional VAE of the sources.
+
+dense: 784 -> Dense(hidden_units, relu) -> z_mean, z_log_var (latent_dim); decoder
+latent_dim -> Dense(hidden_units, relu) -> Dense(784, sigmoid).
+conv: Conv2D(filters) -> Conv2D(2 filters, stride 2) -> Conv2D(2 filters) x2 -> Dense(32, relu)
+-> z_mean, z_log_var; decoder Dense -> Conv2DTranspose(filters, stride 2) -> Conv2D(sigmoid).
+Training loss per image: sum-over-pixels binary cross-entropy + kl_weight * KL. Metric: the
+validation negative ELBO per image (reconstruction + KL with weight 1; one sample of z),
+so trials with different KL weights stay comparable (minimize). `hidden_units` is used by
+the dense architecture only and `filters` by the convolutional one.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from objectives.base import Objective
+from objectives.common import TrainerArgs
+
+DEFAULTS = {
+    "learning_rate": 1e-3,
+    "latent_dim": 2,
+    "hidden_units": 256,
+    "filters": 32,
+    "kl_weight": 1.0,
+    "optimizer": "adam",
+    "batch_size": 64,
+}
+
+
+class VAEArgs(TrainerArgs):
+    architecture: Literal["dense", "conv"] = "dense"
+    dataset: Literal["mnist", "fashion_mnist"] = "mnist"
+    image_size: int = Field(default=28, ge=8, le=256, multiple_of=2)
+    epochs: int = Field(default=10, ge=1, le=10_000)
+
+
+VAE = Objective(
+    name="vae",
+    description="Dense or convolutional VAE on MNIST; metric: validation negative ELBO per image.",
+    metric="val_neg_elbo",
+    direction="minimize",
+    space={
+        "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+        "latent_dim": {"type": "int", "low": 2, "high": 32},
+        "hidden_units": {"type": "int", "low": 32, "high": 512, "log": True},
+        "filters": {"type": "int", "low": 8, "high": 64, "log": True},
+        "kl_weight": {"type": "float", "low": 1e-2, "high": 10.0, "log": True},
+        "optimizer": {"type": "categorical", "choices": ["adam", "rmsprop", "sgd"]},
+        "batch_size": {"type": "int", "low": 16, "high": 256, "log": True},
+    },
+    train="objectives.vae.trainer:train",
+    args_model=VAEArgs,
+)
