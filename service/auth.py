@@ -62,12 +62,20 @@ def ensure_admin_token(db: Database, *, env_token: str | None, token_file: Path)
     """
     if env_token:
         with db.write() as session:
-            if repo.find_token(session, hash_token(env_token)) is None:
+            row = repo.token_by_hash(session, hash_token(env_token))
+            if row is None:
                 repo.add_token(
                     session,
                     name="admin (TUNESMITH_ADMIN_TOKEN)",
                     role=Role.ADMIN.value,
                     token_hash=hash_token(env_token),
+                )
+            elif row.revoked_at is not None:
+                # A revocation is final: the token is not brought back by a restart.
+                log.warning(
+                    "TUNESMITH_ADMIN_TOKEN was revoked (token %s); it stays revoked: "
+                    "set a new one or use another admin token",
+                    row.id,
                 )
         return
     with db.write() as session:

@@ -12,6 +12,8 @@ import json
 import logging
 import math
 import os
+import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -103,6 +105,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             )
 
     executor: Executor | None = None
+    staging: Path | None = None
     if args.workers != 0:
         if args.executor == "ray":
             from service.executors.ray import RayExecutor
@@ -122,7 +125,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     db, f"local-workers@{socket.gethostname()}:{settings.port}"
                 ),
                 slots=slots,
-                artifact_root=Path(tempfile.gettempdir()) / "tunesmith-worker-artifacts",
+                # A folder of this server's own: trial ids are only unique per database, and
+                # a shared folder would hand one server's files to another's trial.
+                artifact_root=(staging := Path(tempfile.mkdtemp(prefix="tunesmith-worker-"))),
             )
         executor.start()
     print(
@@ -136,6 +141,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         if executor is not None:
             executor.stop()
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     return 0
 
 
@@ -155,6 +162,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
         objectives=args.objectives,
         restart=args.max_trials is None and args.idle_timeout is None,
     )
+    def terminate(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # SIGTERM to this process alone (`docker stop`, `kill PID`) must stop the workers too,
+    # not leave them running without their supervisor.
+    signal.signal(signal.SIGTERM, terminate)
     executor.start()
     try:
         return executor.wait()

@@ -55,6 +55,12 @@ def create_study(db: Database, spec: StudyCreate, *, owner_token_id: int | None)
     """
     metric, direction, space_spec, args = _objective_defaults(spec)
     space = SearchSpace.from_spec(space_spec)
+    if len(spec.enqueue) > spec.budget.max_trials:
+        raise InvalidRequest(
+            f"enqueue: {len(spec.enqueue)} configurations do not fit in budget.max_trials "
+            f"({spec.budget.max_trials})",
+            field="enqueue",
+        )
     for i, config in enumerate(spec.enqueue):
         space.validate(config, field=f"enqueue.{i}")
     with db.write() as session:

@@ -90,6 +90,9 @@ class ServerProcess:
     lease_seconds: float = 60.0
     extra_args: list[str] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
+    api_only: bool = True
+    """True: `--workers 0` (tests start workers themselves); False: `serve` starts its own
+    local workers (e.g. with extra_args=["--gpus", "0,1"])."""
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -125,8 +128,7 @@ class ServerProcess:
                 self.database_url,
                 "--artifact-dir",
                 str(self.workdir / "artifacts"),
-                "--workers",
-                "0",
+                *(["--workers", "0"] if self.api_only else []),
                 *self.extra_args,
             ),
             env=self.env(),

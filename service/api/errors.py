@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 from service.errors import InvalidRequest, TunesmithError
+
+log = logging.getLogger(__name__)
 
 
 def _tunesmith_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -20,8 +27,41 @@ def _tunesmith_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=exc.status_code, headers=headers)
 
 
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities (e.g. the rejected `input` of a 422) as strings: JSON has no such
+    numbers, and rendering them would turn the 422 into a 500."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse(
+        {"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422
+    )
+
+
+def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """A lost or refused database connection (PostgreSQL restarting, SQLite busy) is a 503
+    that clients retry (the client and workers retry 502/503/504), not a 500."""
+    assert isinstance(exc, OperationalError)
+    log.warning("database unavailable: %s", str(exc).splitlines()[0][:300])
+    return JSONResponse(
+        {"detail": "the database is unavailable for a moment; retry"},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TunesmithError, _tunesmith_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(RequestValidationError, _validation_error)
 
 
 Responses = dict[int | str, dict[str, Any]]
@@ -30,6 +70,7 @@ ERROR_RESPONSES: Responses = {
     401: {"description": "Missing, invalid or revoked token"},
     403: {"description": "The token's role may not do this"},
     422: {"description": "Invalid request; `detail[].loc` names the field"},
+    503: {"description": "The database is unavailable for a moment; retry"},
 }
 NOT_FOUND: Responses = {404: {"description": "No such study, trial or artifact"}}
 CONFLICT: Responses = {

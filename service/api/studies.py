@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from service.api.deps import ContextDep, Manager, Reader
 from service.api.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND
 from service.api.views import study_public, trial_leased, trial_public
+from service.errors import Conflict
 from service.lifecycle import StudyAction, change_study_state
 from service.portability import StudyDocument, export_study, import_study
 from service.scheduling import enqueue
@@ -148,7 +149,7 @@ def trials(
     "/{study_id}/trials",
     status_code=status.HTTP_201_CREATED,
     operation_id="enqueue_trial",
-    responses={**NOT_FOUND},
+    responses={**NOT_FOUND, **CONFLICT},
 )
 def enqueue_trial(
     study_id: StudyId,
@@ -156,9 +157,18 @@ def enqueue_trial(
     _: Manager,
     params: Annotated[dict[str, Any], Body(embed=True)],
 ) -> TrialPublic:
-    """Queues a configuration of your choice; it is evaluated before any new suggestion."""
+    """Queues a configuration of your choice; it is evaluated before any new suggestion.
+
+    It counts in the budget: 409 when the study already has `budget.max_trials` trials.
+    """
     with ctx.db.write() as session:
         study = repo.get_study(session, study_id, lock=True)
+        n_trials = sum(repo.trial_counts(session, [study.id])[study.id].values())
+        if n_trials >= int(study.budget["max_trials"]):
+            raise Conflict(
+                f"study {study_id} already has {n_trials} trials, its whole budget "
+                "(budget.max_trials); raise the budget to enqueue more"
+            )
         (trial,) = enqueue(session, study, [params])
         return trial_public(trial)
 

@@ -138,9 +138,19 @@ class LocalExecutor:
                     self._procs[name] = self._spawn(by_name[name])
 
     def wait(self) -> int:
-        """Blocks until every worker has exited; returns the first non-zero exit code or 0."""
-        codes = [proc.wait() for proc in self._procs.values()]
-        return next((c for c in codes if c), 0)
+        """Blocks until every worker has exited for good; returns the first non-zero exit code
+        or 0. A worker that died and is being restarted is waited for in its new process."""
+        while True:
+            codes = [proc.poll() for proc in list(self._procs.values())]
+            if all(code is not None for code in codes):
+                restarting = (
+                    self._supervisor is not None
+                    and not self._stopping.is_set()
+                    and any(code != 0 for code in codes)
+                )
+                if not restarting:
+                    return next((c for c in codes if c), 0)
+            time.sleep(0.2)
 
     @property
     def pids(self) -> list[int]:
@@ -191,7 +201,11 @@ def main(argv: list[str] | None = None) -> int:
             objectives=args.objectives,
         )
     )
-    worker.install_signal_handlers()
+    # Under the supervisor a stop request may arrive twice (the process group's SIGTERM or
+    # Ctrl-C, then the supervisor's own SIGTERM): each one only asks the loop to release its
+    # trial and end; a worker that does not end is killed by the supervisor's timeout.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: worker.request_stop())
+    signal.signal(signal.SIGINT, lambda _signum, _frame: worker.request_stop())
     worker.run()
     return 0
 

@@ -369,6 +369,11 @@ def find_token(session: Session, token_hash: str) -> ApiToken | None:
     )
 
 
+def token_by_hash(session: Session, token_hash: str) -> ApiToken | None:
+    """The token with this hash, revoked or not (hashes are unique)."""
+    return session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+
+
 def add_token(session: Session, *, name: str, role: str, token_hash: str) -> ApiToken:
     row = ApiToken(name=name, role=role, token_hash=token_hash)
     session.add(row)
