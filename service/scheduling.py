@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from service.errors import Conflict
 from service.optimizer import Observation, StrategySpec, SuggestRequest, get_strategy
+from service.optimizer.gp_strategy import default_n_initial
 from service.space import SearchSpace
 from service.stopping import (
     StoppingSpec,
@@ -125,7 +126,12 @@ def new_trials(session: Session, study: Study, count: int) -> list[Trial]:
     pending = [t.params for t in trials if not TrialState(t.state).is_finished()]
     observations = [_observation(t) for t in finished]
     own_values = [o.value for o in observations if o.value is not None]
-    priors = prior_observations(session, study, space, own_values)
+    # Earlier studies inform only the first `n_initial` trials: in place of a space-filling
+    # design. After that the study's own data rules, so a shifted optimum is refined on the
+    # real function instead of being blurred by prior points (see bench/study_policies.py).
+    n_initial = spec.n_initial or default_n_initial(space)
+    use_priors = len(finished) + len(pending) < n_initial
+    priors = prior_observations(session, study, space, own_values) if use_priors else []
     request = SuggestRequest(
         space=space,
         direction=study.direction,  # type: ignore[arg-type]
@@ -256,7 +262,7 @@ def reap_expired(session: Session, policy: LeasePolicy, now: datetime | None = N
 def maybe_finish(session: Session, study: Study) -> None:
     """Ends the study DONE when a stopping rule fires, or once its budget is used and
     nothing is running or queued."""
-    if study.state == StudyState.DONE.value:
+    if study.state in (StudyState.DONE.value, StudyState.STOPPED.value):
         return
     session.flush()
     if study.stopping:
@@ -319,28 +325,30 @@ class Scheduler:
             reap_expired(session, self.policy, now)
             candidates = repo.runnable_studies(session, objectives)
             skipped: list[int] = []
-            for study_id, running in candidates:
+            for study_id, _running in candidates:
                 try:
                     study = repo.get_study(session, study_id, lock=True, skip_locked=True)
                 except Conflict:
                     skipped.append(study_id)
                     continue
-                lease = self._lease_in(session, study, running, worker_id, now)
+                lease = self._lease_in(session, study, worker_id, now)
                 if lease is not None:
                     return lease
             for study_id in skipped[:1]:
                 study = repo.get_study(session, study_id, lock=True)
-                running = repo.trial_counts(session, [study_id])[study_id][TrialState.RUNNING.value]
-                lease = self._lease_in(session, study, running, worker_id, now)
+                lease = self._lease_in(session, study, worker_id, now)
                 if lease is not None:
                     return lease
         return None
 
     def _lease_in(
-        self, session: Session, study: Study, running: int, worker_id: str, now: datetime
+        self, session: Session, study: Study, worker_id: str, now: datetime
     ) -> Lease | None:
+        """Leases a trial of `study`, whose row the caller has locked: the running count is
+        read under the lock, so concurrent servers never exceed `max_parallel`."""
         if study.state != StudyState.RUNNING.value:
             return None
+        running = repo.trial_counts(session, [study.id])[study.id][TrialState.RUNNING.value]
         if running >= int(study.budget.get("max_parallel", 1)):
             return None
         trial = repo.claim_queued_trial(session, study.id)

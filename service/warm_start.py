@@ -3,8 +3,10 @@
 Two mechanisms, both measured in bench/warm_start.py:
 1. Seeding: the best `n_seed` distinct configurations of the earlier studies that fit the
    new space are queued first (as Vizier and Optuna users do by hand with enqueue).
-2. Prior observations: every completed trial of the earlier studies whose configuration
-   fits the new space is given to the optimizer as an observation. Values are standardized
+2. Prior observations: while the new study is in its initial design (fewer than `n_initial`
+   trials), every completed trial of the earlier studies whose configuration fits the new
+   space is given to the optimizer as an observation, so the first model-based suggestions
+   already aim at the region that was good before. Values are standardized
    per earlier study and mapped onto the new study's scale once it has two finite values of
    its own, so a shifted or rescaled objective (another dataset, another epoch count) still
    transfers its shape. Configurations outside the new space (a parameter missing, a value out

@@ -11,8 +11,9 @@ Rules:
   the trainer is told to stop and nothing more is sent for it.
 - If the lease is lost (a heartbeat or report gets 409), the trainer is told to stop and
   its result is dropped: the trial belongs to someone else now.
-- SIGTERM: the running trial is released back to the queue and the loop ends. A second
-  SIGTERM (or SIGINT) exits at once.
+- SIGTERM: the running trial is released back to the queue and the loop ends; repeating it
+  changes nothing (a supervisor and a process group may both send one). A second SIGINT
+  (Ctrl-C twice) exits at once.
 - Server away: requests are retried with backoff (`retry_seconds`); leasing keeps trying
   until the server returns.
 """
@@ -24,6 +25,7 @@ import math
 import mimetypes
 import os
 import random
+import shutil
 import signal
 import socket
 import time
@@ -80,12 +82,17 @@ class Worker:
         signal.signal(signal.SIGINT, self._on_signal)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        if self._stopping:
-            log.warning("worker %s: second signal; exiting now", self.options.worker_id)
+        if self._stopping and signum == signal.SIGINT:
+            log.warning("worker %s: second interrupt; exiting now", self.options.worker_id)
             os._exit(128 + signum)
         log.info(
             "worker %s: signal %s; releasing the current trial", self.options.worker_id, signum
         )
+        self._stopping = True
+
+    def request_stop(self) -> None:
+        """Ends the loop as SIGTERM does, from any thread: the running trial is released at
+        its next report and no new trial is leased."""
         self._stopping = True
 
     # ---- loop ---------------------------------------------------------------------------
@@ -137,6 +144,7 @@ class Worker:
         tag = f"study {trial.study_id} trial {trial.number} (id {trial.id})"
         log.info("worker %s: starting %s with %s", self.options.worker_id, tag, trial.params)
         artifact_dir = self.options.artifact_root / str(trial.study_id) / str(trial.id)
+        shutil.rmtree(artifact_dir, ignore_errors=True)  # only what this run writes is uploaded
         lost = False
         pruned = False
         last: list[float] = []
@@ -176,6 +184,7 @@ class Worker:
             )
             return
         self._upload_artifacts(trial.id, artifact_dir)
+        shutil.rmtree(artifact_dir, ignore_errors=True)
         if pruned:
             log.info("worker %s: %s pruned", self.options.worker_id, tag)
             return

@@ -323,11 +323,6 @@ def test_pause_resume_and_stop(live: Live) -> None:
     assert client.get_study(stoppable.id).n_trials == after.n_trials
 
 
-@pytest.mark.xfail(
-    reason="worker.py reuses <artifact-root>/<study>/<trial> without emptying it, so files "
-    "left there by an earlier server's trial with the same ids are uploaded as this trial's",
-    strict=True,
-)
 def test_trial_artifacts_hold_only_what_the_trial_wrote(live: Live) -> None:
     client = live.client
     probe = client.create_study(

@@ -518,11 +518,6 @@ def test_concurrent_suggestions_are_distinct(db: Database, scheduler: Scheduler)
     assert len({(t.params["x"], t.params["n"]) for t in got}) == 8
 
 
-@pytest.mark.xfail(
-    reason="maybe_finish turns a STOPPED study into DONE ('budget of N trials used') when its "
-    "last running trial finishes, losing 'stopped by user'",
-    strict=True,
-)
 def test_a_stopped_study_stays_stopped_when_its_last_trials_finish(
     db: Database, scheduler: Scheduler, lifecycle: TrialLifecycle
 ) -> None:
