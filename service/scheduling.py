@@ -46,6 +46,7 @@ from service.warm_start import prior_observations
 log = logging.getLogger(__name__)
 
 MAX_WARNINGS = 20
+PRIORS_MARK = "warm_start_priors"
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,12 @@ def new_trials(session: Session, study: Study, count: int) -> list[Trial]:
     n_initial = spec.n_initial or default_n_initial(space)
     use_priors = len(finished) + len(pending) < n_initial
     priors = prior_observations(session, study, space, own_values) if use_priors else []
+    state = dict(study.strategy_state or {})
+    if priors:
+        state[PRIORS_MARK] = True
+    elif state.pop(PRIORS_MARK, False):
+        # The cached model was fitted with the earlier studies' points: start afresh.
+        state = {}
     request = SuggestRequest(
         space=space,
         direction=study.direction,  # type: ignore[arg-type]
@@ -140,7 +147,7 @@ def new_trials(session: Session, study: Study, count: int) -> list[Trial]:
         pending=pending,
         count=count,
         seed=trial_seed(spec.seed if spec.seed is not None else study.seed, len(trials)),
-        state=dict(study.strategy_state or {}),
+        state=state,
     )
     result = strategy.suggest(request)
     study.strategy_state = result.state

@@ -36,7 +36,7 @@ class WarmStartSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     studies: list[int | str] = Field(min_length=1, max_length=MAX_SOURCES)
-    n_seed: int = Field(default=3, ge=0, le=100)
+    n_seed: int = Field(default=1, ge=0, le=100)
 
 
 def resolve_sources(
