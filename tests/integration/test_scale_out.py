@@ -1,0 +1,147 @@
+"""Scale-out: several servers on one PostgreSQL, remote workers across a server restart, Ray.
+
+Every test starts real processes: `tunesmith serve --workers 0` servers (or one with the Ray
+executor) and `tunesmith worker` process groups.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import pytest
+
+from service.client import Client
+from tests.support import ServerProcess, WorkerGroup, finished, wait_until
+
+pytestmark = pytest.mark.slow
+
+StartServer = Callable[..., ServerProcess]
+StartWorkers = Callable[..., WorkerGroup]
+
+
+def _synthetic_value(params: dict[str, object]) -> float:
+    """The synthetic objective's final value (see objectives/synthetic.py)."""
+    x, y = float(params["x"]), float(params["y"])  # type: ignore[arg-type]
+    return (x - 0.3) ** 2 + (y - 0.6) ** 2 + (0.1 if params.get("kind") == "b" else 0.0)
+
+
+@pytest.mark.pg
+def test_two_servers_eight_workers_run_300_trials_without_duplicates(
+    pg_url: str, start_server: StartServer, start_workers: StartWorkers
+) -> None:
+    servers = [start_server(database_url=pg_url), start_server(database_url=pg_url)]
+    client = servers[0].client()
+    strategies = ["random", "sobol", "random"]
+    studies = [
+        client.create_study(
+            {
+                "name": f"scale-{i}",
+                "objective": "branin",
+                "objective_args": {"seconds": 0},
+                "strategy": {"name": strategy},
+                "budget": {"max_trials": 100, "max_parallel": 16},
+            }
+        )
+        for i, strategy in enumerate(strategies)
+    ]
+    for server in servers:
+        start_workers(server, "--cpu-workers", "4")
+
+    def all_done() -> bool:
+        return all(client.get_study(s.id).state == "done" for s in studies)
+
+    wait_until(all_done, timeout=240, interval=1.0, what="3 studies of 100 trials to finish")
+    for study in studies:
+        trials = client.trials(study.id)
+        assert len(trials) == 100, f"study {study.id} has {len(trials)} trials"
+        assert sorted(t.number for t in trials) == list(range(100))
+        assert all(t.state == "complete" and t.value is not None for t in trials)
+        configs = {json.dumps(t.params, sort_keys=True) for t in trials}
+        assert len(configs) == 100, f"study {study.id}: {100 - len(configs)} duplicate suggestions"
+        assert finished(client.get_study(study.id)) == 100
+    workers = client.workers().data
+    assert sum(w.trials_done for w in workers) == 300
+    assert len({w.id for w in workers if w.trials_done}) >= 2
+
+
+def test_remote_worker_survives_a_server_restart(
+    start_server: StartServer, start_workers: StartWorkers
+) -> None:
+    server = start_server(lease_seconds=60)
+    client = server.client()
+    study = client.create_study(
+        {
+            "name": "restart",
+            "objective": "synthetic",
+            "objective_args": {"steps": 4, "step_seconds": 1.5},
+            "strategy": {"name": "random"},
+            "budget": {"max_trials": 1},
+        }
+    )
+    group = start_workers(server, "--cpu-workers", "1", "--max-trials", "1")
+
+    def first_report() -> bool:
+        trials = client.trials(study.id)
+        return bool(trials) and trials[0].step is not None
+
+    wait_until(first_report, timeout=60, what="the trial's first report")
+    server.kill()  # kill -9 mid-trial
+    time.sleep(2.0)  # the worker's next report finds no server and backs off
+    server.start()  # same port, same database
+    client = server.client()
+    wait_until(
+        lambda: client.get_study(study.id).state == "done",
+        timeout=90,
+        interval=0.5,
+        what=f"the study to finish after the restart ({server.log_tail()})",
+    )
+    (trial,) = client.trials(study.id)
+    assert trial.state == "complete", trial.error
+    assert trial.attempt == 1
+    assert trial.value == pytest.approx(_synthetic_value(trial.params))
+    assert group.proc is not None
+    assert group.proc.wait(timeout=30) == 0
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="ray is not installed (tunesmith[ray])"
+)
+def test_ray_executor_gives_each_actor_its_own_gpu(start_server: StartServer) -> None:
+    server = start_server(
+        extra_args=["--workers", "2", "--executor", "ray", "--gpus", "0,1"],
+        extra_env={"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"},
+    )
+    client = server.client()
+    study = client.create_study(
+        {
+            "name": "ray-gpus",
+            "objective": "synthetic",
+            "objective_args": {"steps": 2, "step_seconds": 0.5, "record_env": True},
+            "strategy": {"name": "random"},
+            "budget": {"max_trials": 8, "max_parallel": 2},
+        }
+    )
+    wait_until(
+        lambda: client.get_study(study.id).state == "done",
+        timeout=180,
+        interval=0.5,
+        what=f"the Ray study to finish ({server.log_tail()})",
+    )
+    seen: dict[str, set[str]] = defaultdict(set)
+    for trial in client.trials(study.id):
+        assert trial.state == "complete", trial.error
+        detail = client.trial(trial.id)
+        assert [a.name for a in detail.artifacts] == ["env.txt"]
+        assert trial.worker_id is not None
+        seen[trial.worker_id].add(_artifact_text(client, trial.id, "env.txt"))
+    assert all(len(devices) == 1 for devices in seen.values()), seen
+    assert len(seen) == 2, f"expected both actors to run trials: {dict(seen)}"
+    assert set().union(*seen.values()) == {"0", "1"}
+
+
+def _artifact_text(client: Client, trial_id: int, name: str) -> str:
+    return client.request("GET", f"/trials/{trial_id}/artifacts/{name}").text
