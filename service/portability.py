@@ -9,10 +9,11 @@ studies have other ids in another database.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from service.errors import InvalidRequest
 from service.schemas import NAME_PATTERN, StudyCreate
@@ -31,6 +32,20 @@ from service.store.models import (
 
 FORMAT: Literal["tunesmith-study"] = "tunesmith-study"
 MAX_TRIALS = 100_000
+MAX_INT = 2**31 - 1
+
+
+def _utc(value: datetime) -> datetime:
+    """Aware UTC; a time that cannot be expressed in UTC (e.g. year 1 at +05:00) is refused."""
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value.isoformat()} is out of range") from None
+
+
+Timestamp = Annotated[datetime, AfterValidator(_utc)]
+Int32 = Annotated[int, Field(ge=0, le=MAX_INT)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class _Doc(BaseModel):
@@ -38,42 +53,42 @@ class _Doc(BaseModel):
 
 
 class ExportedAttempt(_Doc):
-    number: int = Field(ge=1)
+    number: int = Field(ge=1, le=MAX_INT)
     worker_id: str | None = Field(default=None, max_length=200)
     outcome: str = Field(max_length=16)
     error: str | None = None
-    started_at: datetime
-    ended_at: datetime | None = None
+    started_at: Timestamp
+    ended_at: Timestamp | None = None
 
 
 class ExportedArtifact(_Doc):
     name: str = Field(min_length=1, max_length=500)
     content_type: str = Field(max_length=100)
-    size: int = Field(ge=0)
+    size: int = Field(ge=0, le=MAX_INT)
 
 
 class ExportedTrial(_Doc):
-    number: int = Field(ge=0)
+    number: int = Field(ge=0, le=MAX_INT)
     params: dict[str, Any]
     state: TrialState
     value: float | None = Field(default=None, allow_inf_nan=False)
-    step: int | None = None
+    step: Int32 | None = None
     seed: int = Field(ge=0, le=2**31 - 1)
-    attempt: int = Field(default=0, ge=0)
+    attempt: int = Field(default=0, ge=0, le=MAX_INT)
     source: str = Field(default="imported", max_length=32)
     suggestion: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
-    created_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    values: list[tuple[int, float]] = Field(default_factory=list)
+    created_at: Timestamp
+    started_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
+    values: list[tuple[Int32, FiniteFloat]] = Field(default_factory=list)
     attempts: list[ExportedAttempt] = Field(default_factory=list)
     artifacts: list[ExportedArtifact] = Field(default_factory=list)
 
 
 class ExportedStudy(_Doc):
     name: str = Field(min_length=1, max_length=200, pattern=NAME_PATTERN)
-    objective: str
+    objective: str = Field(min_length=1, max_length=200)
     objective_args: dict[str, Any]
     metric: str
     direction: Literal["minimize", "maximize"]
@@ -87,8 +102,8 @@ class ExportedStudy(_Doc):
     stop_reason: str | None = None
     warnings: list[str] = Field(default_factory=list)
     strategy_state: dict[str, Any] = Field(default_factory=dict)
-    created_at: datetime
-    finished_at: datetime | None = None
+    created_at: Timestamp
+    finished_at: Timestamp | None = None
 
 
 class StudyDocument(_Doc):
@@ -164,19 +179,24 @@ def export_study(db: Database, study_id: int) -> StudyDocument:
 def _validate(doc: StudyDocument, name: str) -> SearchSpace:
     """Checks the document as a study specification would be checked, plus its trials."""
     s = doc.study
-    StudyCreate.model_validate(
-        {
-            "name": name,
-            "objective": "external",
-            "space": s.space,
-            "strategy": s.strategy,
-            "budget": s.budget,
-            "pruning": s.pruning,
-            "stopping": s.stopping,
-            "direction": s.direction,
-            "metric": s.metric,
-        }
-    )
+    try:
+        StudyCreate.model_validate(
+            {
+                "name": name,
+                "objective": "external",
+                "space": s.space,
+                "strategy": s.strategy,
+                "budget": s.budget,
+                "pruning": s.pruning,
+                "stopping": s.stopping,
+                "direction": s.direction,
+                "metric": s.metric,
+            }
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(["study", *(str(p) for p in err["loc"])])
+        raise InvalidRequest(f"{where}: {err['msg']}", field=where) from None
     space = SearchSpace.from_spec(s.space, field="study.space")
     numbers: set[int] = set()
     for i, t in enumerate(doc.trials):
@@ -186,6 +206,16 @@ def _validate(doc: StudyDocument, name: str) -> SearchSpace:
                 f"trials.{i}.number: {t.number} appears twice", field=f"trials.{i}"
             )
         numbers.add(t.number)
+        for what, keys in (
+            ("values", [step for step, _ in t.values]),
+            ("attempts", [a.number for a in t.attempts]),
+            ("artifacts", [a.name for a in t.artifacts]),
+        ):
+            twice = sorted((k for k, n in Counter(keys).items() if n > 1), key=str)
+            if twice:
+                raise InvalidRequest(
+                    f"trials.{i}.{what}: {twice[0]!r} appears twice", field=f"trials.{i}.{what}"
+                )
     return space
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -178,8 +178,10 @@ class FailCreate(LeaseBody):
 class LeaseRequest(_Request):
     host: str | None = Field(default=None, max_length=200)
     gpu: str | None = Field(default=None, max_length=64)
-    pid: int | None = Field(default=None, ge=0)
-    objectives: list[str] | None = Field(default=None, max_length=1000)
+    pid: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    objectives: list[Annotated[str, Field(max_length=200)]] | None = Field(
+        default=None, max_length=1000
+    )
 
 
 class LeasePublic(BaseModel):

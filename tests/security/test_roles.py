@@ -1,0 +1,260 @@
+"""Who may call what: every route of the app against every role, from one table.
+
+The route list comes from the app itself, so a route added without an entry in ROUTES fails
+`test_every_route_is_declared`: whoever adds a route must say who may call it.
+
+"Allowed" means the answer is not 401/403; the request may still be 404/409/422 on purpose
+(ids that do not exist, empty bodies), so nothing is changed in the seeded study. Studies
+have no owners: every user and viewer of one server sees every study (a team tool); a user
+may act on any study. The token that created a study is stored (owner_token_id) for audit.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from service.store.models import Role
+from tests.security.conftest import Seeded
+from tests.support import ServerProcess, cli_command
+
+ADMIN, USER, WORKER, VIEWER = Role.ADMIN, Role.USER, Role.WORKER, Role.VIEWER
+READ = frozenset({ADMIN, USER, VIEWER})
+MANAGE = frozenset({ADMIN, USER})
+EVALUATE = frozenset({ADMIN, USER, WORKER})
+LEASE = frozenset({ADMIN, WORKER})
+ADMIN_ONLY = frozenset({ADMIN})
+PUBLIC = None
+"""No token needed: health, the OpenAPI document and its viewers (no data in any of them)."""
+
+MISSING = 999_999  # ids that do not exist: allowed callers get 404, never a change
+P = "/api/v1"
+ROUTES: dict[tuple[str, str], frozenset[Role] | None] = {
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/redoc"): PUBLIC,
+    ("POST", f"{P}/studies"): MANAGE,
+    ("POST", f"{P}/studies/import"): MANAGE,
+    ("GET", f"{P}/studies"): READ,
+    ("GET", f"{P}/studies/{{study_id}}"): READ,
+    ("PATCH", f"{P}/studies/{{study_id}}"): MANAGE,
+    ("GET", f"{P}/studies/{{study_id}}/export"): READ,
+    ("POST", f"{P}/studies/{{study_id}}/pause"): MANAGE,
+    ("POST", f"{P}/studies/{{study_id}}/resume"): MANAGE,
+    ("POST", f"{P}/studies/{{study_id}}/stop"): MANAGE,
+    ("GET", f"{P}/studies/{{study_id}}/trials"): READ,
+    ("POST", f"{P}/studies/{{study_id}}/trials"): MANAGE,
+    ("POST", f"{P}/studies/{{study_id}}/suggestions"): MANAGE,
+    ("GET", f"{P}/studies/{{study_id}}/events"): READ,
+    ("GET", f"{P}/studies/{{study_id}}/history"): READ,
+    ("GET", f"{P}/studies/{{study_id}}/curves"): READ,
+    ("GET", f"{P}/studies/{{study_id}}/model"): READ,
+    ("GET", f"{P}/studies/{{study_id}}/importance"): READ,
+    ("GET", f"{P}/trials/{{trial_id}}"): READ,
+    ("POST", f"{P}/trials/{{trial_id}}/report"): EVALUATE,
+    ("POST", f"{P}/trials/{{trial_id}}/heartbeat"): EVALUATE,
+    ("POST", f"{P}/trials/{{trial_id}}/complete"): EVALUATE,
+    ("POST", f"{P}/trials/{{trial_id}}/fail"): EVALUATE,
+    ("POST", f"{P}/trials/{{trial_id}}/release"): EVALUATE,
+    ("PUT", f"{P}/trials/{{trial_id}}/artifacts/{{name}}"): EVALUATE,
+    ("GET", f"{P}/trials/{{trial_id}}/artifacts/{{name}}"): READ,
+    ("POST", f"{P}/workers/{{worker_id}}/lease"): LEASE,
+    ("GET", f"{P}/workers"): READ,
+    ("GET", f"{P}/objectives"): READ,
+    ("POST", f"{P}/tokens"): ADMIN_ONLY,
+    ("GET", f"{P}/tokens"): ADMIN_ONLY,
+    ("DELETE", f"{P}/tokens/{{token_id}}"): ADMIN_ONLY,
+}
+DASHBOARD_MODULE = "service.api.dashboard"
+"""The dashboard's pages and static files need no token (they carry no data: the pages
+fetch everything through the API with the user's token); they are checked separately."""
+
+
+def _flat_routes(routes: list[Any]) -> Iterator[Any]:
+    for route in routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        if callable(contexts):  # FastAPI >= 0.16x wraps included routers
+            yield from contexts()
+        else:
+            yield route
+
+
+def app_routes(app: Any) -> dict[tuple[str, str], str]:
+    """(method, path) -> the endpoint's module, for every route of the app (HEAD left out)."""
+    out: dict[tuple[str, str], str] = {}
+    for route in _flat_routes(app.routes):
+        path = getattr(route, "path_format", None) or route.path
+        path = path.replace("{name:path}", "{name}")
+        module = getattr(getattr(route, "endpoint", None), "__module__", "")
+        for method in getattr(route, "methods", None) or []:
+            if method != "HEAD":
+                out[(method, path)] = module
+    return out
+
+
+def _url(path: str, seeded: Seeded) -> str:
+    return (
+        path.replace("{study_id}", str(MISSING))
+        .replace("{trial_id}", str(MISSING))
+        .replace("{token_id}", str(MISSING))
+        .replace("{worker_id}", "role-table-worker")
+        .replace("{name}", "model.txt")
+    )
+
+
+def _request(client: TestClient, method: str, path: str, seeded: Seeded, token: str | None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    url = _url(path, seeded)
+    params: dict[str, str] = {}
+    if path.endswith("/events"):
+        params["once"] = "true"
+    if path.endswith("/model"):
+        params["param"] = "x"
+    kwargs: dict[str, Any] = {"headers": headers, "params": params}
+    if method == "PUT":
+        kwargs["content"] = b"data"
+        headers["Content-Type"] = "application/octet-stream"
+    elif method in ("POST", "PATCH"):
+        kwargs["json"] = {}
+    if path.endswith("/lease"):
+        kwargs["json"] = {"objectives": ["no-such-objective"]}  # leases nothing
+    return client.request(method, url, **kwargs).status_code
+
+
+def test_every_route_is_declared(seeded: Seeded) -> None:
+    routes = app_routes(seeded.app)
+    undeclared = sorted(
+        f"{m} {p}"
+        for (m, p), module in routes.items()
+        if (m, p) not in ROUTES and module != DASHBOARD_MODULE
+    )
+    assert not undeclared, f"declare who may call these routes in ROUTES: {undeclared}"
+    gone = sorted(f"{m} {p}" for m, p in ROUTES if (m, p) not in routes)
+    assert not gone, f"ROUTES names routes the app no longer has: {gone}"
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(ROUTES), ids=lambda v: str(v))
+def test_role_table(seeded: Seeded, method: str, path: str) -> None:
+    allowed = ROUTES[(method, path)]
+    client = TestClient(seeded.app)
+    unauthenticated = _request(client, method, path, seeded, None)
+    if allowed is PUBLIC:
+        assert unauthenticated not in (401, 403), (method, path, unauthenticated)
+        return
+    assert unauthenticated == 401, (method, path, unauthenticated)
+    assert _request(client, method, path, seeded, "ts_not-a-token") == 401
+    for role, token in seeded.tokens.items():
+        status = _request(client, method, path, seeded, token)
+        if role in allowed:
+            assert status not in (401, 403), (method, path, role.value, status)
+        else:
+            assert status == 403, (method, path, role.value, status)
+
+
+def test_dashboard_routes_carry_no_data(seeded: Seeded) -> None:
+    client = TestClient(seeded.app)
+    pages = [p for (m, p), mod in app_routes(seeded.app).items() if mod == DASHBOARD_MODULE]
+    assert pages, "the dashboard registers its pages"
+    for path in pages:
+        response = client.get(
+            path.replace("{study_id}", "1").replace("{trial_id}", "1").replace("{name}", "app.js")
+        )
+        assert response.status_code in (200, 404), (path, response.status_code)
+        assert not response.headers.get("content-type", "").startswith("application/json") or (
+            response.status_code == 404
+        ), path
+
+
+def test_stream_token_in_query_follows_the_same_roles(seeded: Seeded) -> None:
+    client = TestClient(seeded.app)
+    url = f"{P}/studies/{seeded.study_id}/events"
+    viewer = client.get(url, params={"once": "true", "access_token": seeded.tokens[VIEWER]})
+    assert viewer.status_code == 200 and "event: study" in viewer.text
+    worker = client.get(url, params={"once": "true", "access_token": seeded.tokens[WORKER]})
+    assert worker.status_code == 403
+    assert client.get(url, params={"once": "true", "access_token": "nope"}).status_code == 401
+    # only the stream takes a token in the query string
+    plain = client.get(f"{P}/studies", params={"access_token": seeded.tokens[VIEWER]})
+    assert plain.status_code == 401
+
+
+def test_revoked_token_is_refused_at_once(seeded: Seeded) -> None:
+    client = TestClient(seeded.app)
+    admin = {"Authorization": f"Bearer {seeded.admin}"}
+    created = client.post(
+        f"{P}/tokens", json={"name": "short-lived", "role": "user"}, headers=admin
+    ).json()
+    mine = {"Authorization": f"Bearer {created['token']}"}
+    assert client.get(f"{P}/studies", headers=mine).status_code == 200
+    revoked = client.delete(f"{P}/tokens/{created['id']}", headers=admin)
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+    answer = client.get(f"{P}/studies", headers=mine)
+    assert answer.status_code == 401
+    assert answer.headers.get("www-authenticate") == "Bearer"
+    events = client.get(
+        f"{P}/studies/{seeded.study_id}/events",
+        params={"once": "true", "access_token": created["token"]},
+    )
+    assert events.status_code == 401
+
+
+def test_tokens_are_stored_hashed(seeded: Seeded) -> None:
+    with seeded.ctx.db.read() as session:
+        rows = session.execute(sa.text("SELECT * FROM api_tokens")).mappings().all()
+    dump = json.dumps([dict(r) for r in rows], default=str)
+    for secret in seeded.tokens.values():
+        assert secret not in dump
+
+
+@pytest.mark.slow
+def test_token_cli_create_list_revoke(server: ServerProcess) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            cli_command(*args),
+            env=server.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    created = cli("token", "create", "--role", "worker", "--name", "gpu-box-3")
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip()
+    assert secret.startswith("ts_") and "gpu-box-3" in created.stderr
+    listed = cli("token", "list")
+    assert listed.returncode == 0, listed.stderr
+    line = next(ln for ln in listed.stdout.splitlines() if ln.endswith("gpu-box-3"))
+    token_id = line.split()[0]
+    assert "worker" in line and "active" in line and secret not in listed.stdout
+
+    worker = server.client(secret)
+    try:
+        assert worker.lease("gpu-box-3", {"objectives": ["none"]}) is None  # may lease: 204
+        with pytest.raises(Exception, match="HTTP 403"):
+            worker.list_studies()
+        revoked = cli("token", "revoke", token_id)
+        assert revoked.returncode == 0 and "revoked token" in revoked.stdout, revoked.stderr
+        with pytest.raises(Exception, match="HTTP 401"):
+            worker.lease("gpu-box-3", {"objectives": ["none"]})
+    finally:
+        worker.close()
+    listed = cli("token", "list")
+    assert any(ln.endswith("gpu-box-3") and "revoked" in ln for ln in listed.stdout.splitlines())
+    denied = subprocess.run(
+        cli_command("token", "list"),
+        env={**server.env(), "TUNESMITH_TOKEN": secret},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert denied.returncode != 0 and "401" in denied.stderr, "the revoked token stays out"
