@@ -249,8 +249,25 @@ class SearchSpace:
         return x
 
     def encode_many(self, configs: Iterable[Mapping[str, Any]]) -> np.ndarray:
-        rows = [self.encode(c) for c in configs]
-        return np.array(rows).reshape(len(rows), self.dim)
+        """`encode` for a batch, one column at a time (shape (n, dim))."""
+        configs = list(configs)
+        X = np.zeros((len(configs), self.dim))
+        if not configs:
+            return X
+        for col in self.columns:
+            p = self.params[col.name]
+            values = [c[col.name] for c in configs]
+            if isinstance(p, FloatParam):
+                v = np.array(values, dtype=float)
+                X[:, col.start] = _to_unit_array(v, p.low, p.high, p.log)
+            elif isinstance(p, IntParam):
+                v = np.array(values, dtype=float)
+                X[:, col.start] = _to_unit_array(v, p.low - 0.5, p.high + 0.5, p.log)
+            elif isinstance(p, CategoricalParam):
+                index = {_choice_key(c): i for i, c in enumerate(p.choices)}
+                idx = np.array([index[_choice_key(v)] for v in values])
+                X[np.arange(len(configs)), col.start + idx] = 1.0
+        return X
 
     def decode(self, x: Sequence[float] | np.ndarray) -> dict[str, Any]:
         """Maps a point of the unit cube (values outside are clipped) to a valid configuration."""

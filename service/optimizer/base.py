@@ -37,7 +37,14 @@ class AcquisitionName(StrEnum):
 
 
 class StrategySpec(BaseModel):
-    """The `strategy` field of a study specification."""
+    """The `strategy` field of a study specification.
+
+    `beta` multiplies the predicted std in UCB; `xi` is the EI/PI margin, both in standardized
+    (warped) output units. `n_initial` defaults, for gp, to twice the number of searchable
+    parameters clipped to [5, 10] (10 for tpe and skopt). `output_warping` turns the robust
+    output transform (failed values imputed, bad half rank-warped) on or off; off still
+    imputes failures.
+    """
 
     model_config = ConfigDict(extra="forbid")
 

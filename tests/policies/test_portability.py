@@ -15,8 +15,13 @@ SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}, "k": {"type": "int", "
 
 
 def _study_with_history(service: Service) -> int:
-    study = service.create(name="portable", objective="external", space=SPACE,
-                           budget={"max_trials": 6}, strategy={"name": "sobol"})
+    study = service.create(
+        name="portable",
+        objective="external",
+        space=SPACE,
+        budget={"max_trials": 6},
+        strategy={"name": "sobol"},
+    )
     trials = service.scheduler.suggest(study, 4)
     for i, t in enumerate(trials[:2]):
         service.lifecycle.report(t.id, t.lease_token or "", 1, 10.0 + i)
@@ -41,7 +46,10 @@ def test_round_trip_into_another_database(service: Service, database_url: str) -
     for old in document.trials:
         new = by_number[old.number]
         assert (new.params, new.value, new.error, new.values) == (
-            old.params, old.value, old.error, old.values,
+            old.params,
+            old.value,
+            old.error,
+            old.values,
         )
         expected = TrialState.QUEUED if old.state is TrialState.RUNNING else old.state
         assert new.state is expected

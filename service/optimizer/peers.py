@@ -1,0 +1,218 @@
+"""Peer strategies behind the same seam: Optuna's TPE and scikit-optimize's GP `Optimizer`.
+
+Both are stateless: each call rebuilds the peer's optimizer from the observations and the
+pending trials, seeded by `request.seed`, and asks it for `request.count` points. Optuna and
+scikit-optimize are optional (dev/bench extras) and imported lazily; `peer_available` says
+which one is missing. Peer outputs (numpy scalars, label indices) are converted to plain
+Python values and validated against the space. A peer suggestion that repeats a seen
+configuration is replaced by a uniformly random unseen one.
+
+Value mapping: failed trials are FAIL for Optuna (it ignores them) and the worst value for
+skopt (it cannot); pruned trials are PRUNED with their last value at their last step for
+Optuna, and complete with that value for skopt.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import warnings
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from service.optimizer.base import AcquisitionName, Suggestion, SuggestRequest, SuggestResult
+from service.optimizer.sampling import RandomStrategy, seen_keys
+from service.space import CategoricalParam, FixedParam, FloatParam, IntParam, SearchSpace
+
+
+def peer_available(module: str) -> str | None:
+    """None when `module` can be imported, else the warning for the fallback."""
+    if importlib.util.find_spec(module) is not None:
+        return None
+    extra = "optuna" if module == "optuna" else "scikit-optimize"
+    return f"{extra} is not installed (pip install tunesmith[dev]); using 'gp' instead"
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _dedupe(request: SuggestRequest, configs: list[dict[str, Any]], source: str) -> SuggestResult:
+    space = request.space
+    seen = seen_keys(request)
+    out: list[Suggestion] = []
+    for i, raw in enumerate(configs):
+        config = space.validate({k: _plain(v) for k, v in raw.items()})
+        if space.key(config) in seen:
+            pending = [*request.pending, *(s.params for s in out)]
+            fill = RandomStrategy().suggest(
+                replace(request, count=1, pending=pending, seed=request.seed + 1 + i)
+            )
+            out += [Suggestion(s.params, {"source": "random"}) for s in fill.suggestions]
+        else:
+            out.append(Suggestion(config, {"source": source}))
+        seen.add(space.key(out[-1].params))
+    return SuggestResult(out)
+
+
+class TPEStrategy:
+    """Optuna's TPESampler (constant liar on for pending trials)."""
+
+    def suggest(self, request: SuggestRequest) -> SuggestResult:
+        import optuna
+        from optuna.distributions import (
+            BaseDistribution,
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
+        )
+        from optuna.trial import TrialState, create_trial
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        space = request.space
+        dists: dict[str, BaseDistribution] = {}
+        for name, p in space.params.items():
+            if isinstance(p, FloatParam):
+                dists[name] = FloatDistribution(p.low, p.high, log=p.log)
+            elif isinstance(p, IntParam):
+                dists[name] = IntDistribution(p.low, p.high, log=p.log)
+            elif isinstance(p, CategoricalParam):
+                dists[name] = CategoricalDistribution(p.choices)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.TPESampler(
+                seed=request.seed, n_startup_trials=request.spec.n_initial or 10
+            )
+            study = optuna.create_study(direction=request.direction, sampler=sampler)
+            for o in request.observations:
+                params = {k: o.params[k] for k in dists}
+                ok = o.value is not None and math.isfinite(o.value)
+                if o.state == "pruned" and ok:
+                    step = o.step or 0
+                    trial = create_trial(
+                        state=TrialState.PRUNED,
+                        params=params,
+                        distributions=dists,
+                        intermediate_values={step: float(o.value)},  # type: ignore[arg-type]
+                    )
+                elif o.state == "complete" and ok:
+                    trial = create_trial(
+                        value=float(o.value),  # type: ignore[arg-type]
+                        params=params,
+                        distributions=dists,
+                    )
+                else:
+                    trial = create_trial(state=TrialState.FAIL, params=params, distributions=dists)
+                study.add_trial(trial)
+            for config in request.pending:
+                study.enqueue_trial({k: config[k] for k in dists}, skip_if_exists=False)
+                study.ask(dists)
+            configs = []
+            for _ in range(request.count):
+                asked = study.ask(dists)
+                configs.append({**_fixed(space), **asked.params})
+        return _dedupe(request, configs, "tpe")
+
+
+class SkoptStrategy:
+    """scikit-optimize's `Optimizer` (GP, the study's acquisition; `auto` is gp_hedge).
+
+    Pending trials are told with the best value so far (constant liar, "cl_min") and `count`
+    > 1 uses skopt's own cl_min batch.
+    """
+
+    def suggest(self, request: SuggestRequest) -> SuggestResult:
+        from skopt import Optimizer
+
+        space = request.space
+        dims, names = _skopt_dimensions(space)
+        spec = request.spec
+        acq = {
+            AcquisitionName.UCB: "LCB",
+            AcquisitionName.PI: "PI",
+            AcquisitionName.EI: "EI",
+            AcquisitionName.AUTO: "gp_hedge",
+        }[spec.acquisition]
+        n_initial = spec.n_initial or 10
+        sign = -1.0 if request.direction == "maximize" else 1.0
+        xs = [_to_skopt(space, names, o.params) for o in request.observations]
+        ys = [sign * o.value if o.value is not None else math.nan for o in request.observations]
+        finite = [y for y in ys if math.isfinite(y)]
+        worst = max(finite) + 1.0 if finite else 0.0
+        ys = [y if math.isfinite(y) else worst for y in ys]
+        if request.pending:
+            lie = min(finite) if finite else 0.0
+            xs += [_to_skopt(space, names, p) for p in request.pending]
+            ys += [lie] * len(request.pending)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            opt = Optimizer(
+                dims,
+                base_estimator="GP",
+                n_initial_points=n_initial,
+                acq_func=acq,
+                acq_func_kwargs={"xi": spec.xi, "kappa": spec.beta},
+                random_state=request.seed % (2**32),
+            )
+            if xs:
+                opt.tell(xs, ys)
+            points = opt.ask(n_points=request.count) if request.count > 1 else [opt.ask()]
+        configs = [_from_skopt(space, names, x) for x in points]
+        return _dedupe(request, configs, "skopt")
+
+
+def _fixed(space: SearchSpace) -> dict[str, Any]:
+    return {n: p.value for n, p in space.params.items() if isinstance(p, FixedParam)}
+
+
+def _skopt_dimensions(space: SearchSpace) -> tuple[list[Any], list[str]]:
+    from skopt.space import Categorical, Integer, Real
+
+    dims: list[Any] = []
+    names: list[str] = []
+    for name, p in space.params.items():
+        prior = "log-uniform" if getattr(p, "log", False) else "uniform"
+        if isinstance(p, FloatParam):
+            dims.append(Real(p.low, p.high, prior=prior, name=name))
+        elif isinstance(p, IntParam):
+            if p.low == p.high:
+                dims.append(Categorical([str(p.low)], name=name))
+            else:
+                dims.append(Integer(p.low, p.high, prior=prior, name=name))
+        elif isinstance(p, CategoricalParam):
+            dims.append(Categorical([str(i) for i in range(len(p.choices))], name=name))
+        else:
+            continue
+        names.append(name)
+    return dims, names
+
+
+def _to_skopt(space: SearchSpace, names: list[str], config: Any) -> list[Any]:
+    out: list[Any] = []
+    for name in names:
+        p = space.params[name]
+        v = config[name]
+        if isinstance(p, CategoricalParam):
+            keys = [(type(c).__name__, c) for c in p.choices]
+            out.append(str(keys.index((type(v).__name__, v))))
+        elif isinstance(p, IntParam) and p.low == p.high:
+            out.append(str(p.low))
+        else:
+            out.append(v)
+    return out
+
+
+def _from_skopt(space: SearchSpace, names: list[str], x: list[Any]) -> dict[str, Any]:
+    config = _fixed(space)
+    for name, v in zip(names, x, strict=True):
+        p = space.params[name]
+        v = _plain(v)
+        if isinstance(p, CategoricalParam):
+            config[name] = p.choices[int(v)]
+        elif isinstance(p, IntParam):
+            config[name] = int(v)
+        else:
+            config[name] = min(max(float(v), p.low), p.high)  # type: ignore[union-attr]
+    return {n: config[n] for n in space.names}
