@@ -29,3 +29,6 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_artifact_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     log_level: str = "info"
+    prefetch: bool = Field(
+        default=True, description="Keep one suggestion of model-based studies ready for workers."
+    )

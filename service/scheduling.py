@@ -13,7 +13,9 @@ import hashlib
 import logging
 import math
 import secrets
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,6 +48,7 @@ from service.warm_start import prior_observations
 log = logging.getLogger(__name__)
 
 MAX_WARNINGS = 20
+MODEL_BASED = frozenset({"gp", "tpe", "skopt"})
 PRIORS_MARK = "warm_start_priors"
 
 
@@ -158,7 +161,7 @@ def new_trials(session: Session, study: Study, count: int) -> list[Trial]:
         if reason is not None:
             _finish_study(study, reason)
             return []
-    number = repo.next_trial_number(session, study.id)
+    number = max((t.number for t in trials), default=-1) + 1
     created: list[Trial] = []
     for suggestion in result.suggestions[:count]:
         params = space.validate({k: repo.to_plain(v) for k, v in suggestion.params.items()})
@@ -304,11 +307,27 @@ class Lease:
 
 
 class Scheduler:
-    """Leases trials to workers and hands out suggestions to ask/tell clients."""
+    """Leases trials to workers and hands out suggestions to ask/tell clients.
 
-    def __init__(self, db: Database, policy: LeasePolicy) -> None:
+    With `prefetch`, a model-based study keeps one suggestion ready: right after a worker
+    leases a trial, the next suggestion is computed in a background thread (with every
+    running trial as a pending point) and stored as a QUEUED trial, so the next worker to
+    ask gets a trial without waiting for the model. The prefetched trial is an ordinary
+    queued trial in the database: a restart or another server loses nothing.
+    """
+
+    def __init__(self, db: Database, policy: LeasePolicy, *, prefetch: bool = False) -> None:
         self.db = db
         self.policy = policy
+        self._prefetcher = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") if prefetch else None
+        )
+        self._prefetching: set[int] = set()
+        self._prefetch_lock = threading.Lock()
+
+    def close(self) -> None:
+        if self._prefetcher is not None:
+            self._prefetcher.shutdown(wait=True, cancel_futures=True)
 
     def lease(
         self,
@@ -323,6 +342,48 @@ class Scheduler:
 
         Repeat-safe: a worker that asks again while its lease is alive gets the same trial.
         """
+        lease = self._lease(worker_id, host=host, gpu=gpu, pid=pid, objectives=objectives)
+        if lease is not None and lease.study.strategy.get("name") in MODEL_BASED:
+            self._schedule_prefetch(lease.study.id)
+        return lease
+
+    def _schedule_prefetch(self, study_id: int) -> None:
+        if self._prefetcher is None:
+            return
+        with self._prefetch_lock:
+            if study_id in self._prefetching:
+                return
+            self._prefetching.add(study_id)
+        try:
+            self._prefetcher.submit(self._prefetch, study_id)
+        except RuntimeError:  # shutting down
+            with self._prefetch_lock:
+                self._prefetching.discard(study_id)
+
+    def _prefetch(self, study_id: int) -> None:
+        try:
+            with self.db.write() as session:
+                study = repo.get_study(session, study_id, lock=True)
+                if study.state != StudyState.RUNNING.value:
+                    return
+                if repo.trial_counts(session, [study_id])[study_id][TrialState.QUEUED.value]:
+                    return
+                new_trials(session, study, 1)
+        except Exception:
+            log.exception("study %s: prefetching a suggestion failed; workers will ask", study_id)
+        finally:
+            with self._prefetch_lock:
+                self._prefetching.discard(study_id)
+
+    def _lease(
+        self,
+        worker_id: str,
+        *,
+        host: str | None,
+        gpu: str | None,
+        pid: int | None,
+        objectives: Sequence[str] | None,
+    ) -> Lease | None:
         now = utcnow()
         with self.db.write() as session:
             repo.touch_worker(session, worker_id, host=host, gpu=gpu, pid=pid)
@@ -365,7 +426,7 @@ class Scheduler:
         if trial is None:
             maybe_finish(session, study)
             return None
-        start_attempt(session, trial, worker_id=worker_id, policy=self.policy, now=now)
+        start_attempt(session, trial, worker_id=worker_id, policy=self.policy, now=utcnow())
         session.flush()
         return Lease(trial, study)
 

@@ -42,6 +42,7 @@ from service.schemas import LeasePublic
 log = logging.getLogger(__name__)
 
 MAX_REASON = 4000
+EXIT_REFUSED = 78  # EX_CONFIG: the supervisor does not restart a worker that exits with it
 
 
 @dataclass
@@ -62,6 +63,10 @@ class WorkerOptions:
 def default_worker_id(slot: str) -> str:
     host = socket.gethostname().replace(" ", "-")
     return f"{host}-{slot}-{os.getpid()}"
+
+
+class WorkerRefused(Exception):
+    """The server rejects this worker's token (401/403): retrying cannot help."""
 
 
 class _Stop(Exception):
@@ -138,6 +143,11 @@ class Worker:
         except ServerUnavailable as exc:
             log.warning("worker %s: server unavailable (%s); retrying", self.options.worker_id, exc)
             return None
+        except ApiError as exc:
+            if exc.status in (401, 403):
+                raise WorkerRefused(f"the server refuses this worker's token: {exc}") from None
+            log.warning("worker %s: lease failed (%s); retrying", self.options.worker_id, exc)
+            return None
 
     def run_trial(self, lease: LeasePublic) -> None:
         trial = lease.trial
@@ -204,9 +214,13 @@ class Worker:
             else:
                 self.client.fail(trial, str(payload)[:MAX_REASON])
                 log.info("worker %s: %s failed: %s", self.options.worker_id, tag, payload)
-        except ApiError as exc:
+        except (ApiError, ServerUnavailable) as exc:
+            # Nothing is lost: without a result the lease expires and the trial runs again.
             log.warning(
-                "worker %s: %s: server refused the result: %s", self.options.worker_id, tag, exc
+                "worker %s: %s: the result did not reach the server: %s",
+                self.options.worker_id,
+                tag,
+                exc,
             )
 
     def _train(self, lease: LeasePublic, ctx: TrialContext) -> tuple[str, float | str]:

@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     ctx = ServiceContext(
         settings=settings,
         db=database,
-        scheduler=Scheduler(database, policy),
+        scheduler=Scheduler(database, policy, prefetch=settings.prefetch),
         lifecycle=TrialLifecycle(database, policy),
     )
 
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper
+            ctx.scheduler.close()
             database.dispose()
 
     app = FastAPI(

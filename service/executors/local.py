@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.worker import Worker, WorkerOptions, default_worker_id
+from service.worker import EXIT_REFUSED, Worker, WorkerOptions, WorkerRefused, default_worker_id
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +133,14 @@ class LocalExecutor:
         while not self._stopping.wait(RESTART_DELAY_S):
             for name, proc in list(self._procs.items()):
                 code = proc.poll()
-                if code is not None and code != 0 and not self._stopping.is_set():
-                    log.warning("worker %s exited with %s; restarting it", name, code)
-                    self._procs[name] = self._spawn(by_name[name])
+                if code is None or code == 0 or self._stopping.is_set():
+                    continue
+                if code == EXIT_REFUSED:
+                    log.error("worker %s: the server refused its token; not restarting it", name)
+                    del self._procs[name]
+                    continue
+                log.warning("worker %s exited with %s; restarting it", name, code)
+                self._procs[name] = self._spawn(by_name[name])
 
     def wait(self) -> int:
         """Blocks until every worker has exited for good; returns the first non-zero exit code
@@ -206,7 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     # trial and end; a worker that does not end is killed by the supervisor's timeout.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: worker.request_stop())
     signal.signal(signal.SIGINT, lambda _signum, _frame: worker.request_stop())
-    worker.run()
+    try:
+        worker.run()
+    except WorkerRefused as exc:
+        log.error("%s", exc)
+        return EXIT_REFUSED
     return 0
 
 
