@@ -76,6 +76,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from service.auth import ensure_admin_token, mint_worker_token
     from service.executors.local import LocalExecutor, plan_slots
     from service.schemas import StudyCreate
+    from service.serving import WorkersFirstServer
     from service.store import repository as repo
     from service.store.db import Database
     from service.studies import create_study
@@ -136,8 +137,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     app = create_app(settings, db=db)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+        WorkersFirstServer(config, executor).run()
     finally:
         if executor is not None:
             executor.stop()
@@ -162,6 +164,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         objectives=args.objectives,
         restart=args.max_trials is None and args.idle_timeout is None,
     )
+
     def terminate(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 

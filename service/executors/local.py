@@ -176,6 +176,20 @@ class LocalExecutor:
                 proc.wait()
 
 
+def _stop_when_orphaned(worker: Worker, poll_s: float = 1.0) -> None:
+    """A worker process ends with its supervisor: if the supervisor dies (kill -9), the
+    worker releases its trial at the next report and leaves instead of running unsupervised."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        log.warning("the supervisor (pid %s) is gone; stopping this worker", parent)
+        worker.request_stop()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     """One worker process (started by LocalExecutor)."""
     parser = argparse.ArgumentParser(prog="python -m service.executors.local")
@@ -211,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     # trial and end; a worker that does not end is killed by the supervisor's timeout.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: worker.request_stop())
     signal.signal(signal.SIGINT, lambda _signum, _frame: worker.request_stop())
+    _stop_when_orphaned(worker)
     try:
         worker.run()
     except WorkerRefused as exc:
