@@ -34,7 +34,7 @@ from service.studies import create_study
 
 MODES: dict[str, dict[str, Any] | None] = {
     "none": None,
-    "median": {"rule": "median", "warmup_steps": 2, "min_trials": 4},
+    "median": {"rule": "median", "warmup_steps": 1, "min_trials": 3},
     "asha": {"rule": "asha", "min_steps": 1, "reduction_factor": 3},
 }
 

@@ -38,7 +38,7 @@ from service.store import repository as repo
 from service.store.db import Database
 from service.studies import create_study
 
-STOP_RULE = {"ei_threshold": 0.003, "ei_patience": 3, "patience": 25, "min_trials": 15}
+STOP_RULE = {"ei_threshold": 0.01, "ei_patience": 3, "patience": 25, "min_trials": 15}
 DEFAULT_STOP_PROBLEMS = "branin,camel6,hartmann3,mixed,lr_log,hartmann6"
 DEFAULT_WARM_PROBLEMS = "branin,camel6,hartmann3,hartmann6,rosenbrock4"
 
