@@ -11,16 +11,21 @@ Rules:
 - Fit: MAP hyperparameters (`gp.fit_params`) from the previous fit (kept in `state`) and the
   prior mode. A full refit happens every call up to `always_refit_below` observations, then
   every `n // refit_divisor` new observations; in between the stored hyperparameters are
-  reused. Past `fit_cap` observations the refit uses a seeded random subset of that size;
-  past `predict_cap` the model keeps the best quarter plus a random rest. When every fit fails,
-  the previous (or prior-mode) parameters are used and a warning is returned.
+  reused. Past `fit_cap` (200) observations the refit uses a seeded random subset of that
+  size (a full refit on 200 points measured ~0.07 s of CPU at d = 6, ~0.2 s at n = 1,000,
+  d = 20 with the cap); past `predict_cap` (2,000) the model keeps the best quarter plus a
+  random rest. When every fit fails, the previous (or prior-mode) parameters are used and a
+  warning is returned; when the GP step itself fails, the call falls back to random search
+  with a warning.
 - Pending trials and `count` > 1: every pending or already chosen point conditions the GP's
   variance with its mean unchanged (kriging believer == GP-BUCB); for EI/PI the incumbent
   also rises to the believed values.
 - `auto`: GP-Hedge (Hoffman et al., 2011) over UCB, PI and EI. Each arm nominates a point
   (the chosen arm after L-BFGS-B, the others from the shared candidate pool); the choice is a
-  softmax over gains, and on the next call each nominee's posterior mean (standardized) is
-  added to its arm's gain. Gains and nominees live in `state`, so nothing is lost on restart.
+  softmax over gains (rate `hedge_eta` = 0.1: skopt's 1.0 locks onto the greediest arm
+  within a few steps and lost on our benchmark), and on the next call each nominee's
+  posterior mean (standardized) is added to its arm's gain. Gains and nominees live in
+  `state`, so nothing is lost on restart.
 - Never re-suggests an observed, pending or already chosen configuration unless the space is
   exhausted.
 
@@ -83,7 +88,7 @@ class GPStrategy:
         refit_divisor: int = 16,
         fit_cap: int = 200,
         predict_cap: int = 2000,
-        hedge_eta: float = 1.0,
+        hedge_eta: float = 0.1,
     ) -> None:
         self.n_candidates = n_candidates
         self.n_starts = n_starts
