@@ -71,6 +71,7 @@ def example_spec() -> dict[str, Any]:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from threadpoolctl import threadpool_limits
 
     from service.api.app import create_app
     from service.auth import ensure_admin_token, mint_worker_token
@@ -90,6 +91,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["lease_seconds"] = args.lease_seconds
     settings = Settings(**overrides)
     _setup_logging(settings.log_level)
+    # Concurrency comes from requests, not from BLAS: one thread per GP fit keeps a busy
+    # server from oversubscribing its cores (several fits at once were 5x slower).
+    threadpool_limits(limits=1)
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     db.upgrade()
     ensure_admin_token(db, env_token=settings.admin_token, token_file=settings.token_file)
