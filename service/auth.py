@@ -39,13 +39,6 @@ def write_token_file(path: Path, token: str) -> None:
     os.chmod(path, 0o600)
 
 
-def read_token_file(path: Path) -> str | None:
-    try:
-        return path.read_text().strip() or None
-    except OSError:
-        return None
-
-
 def create_token(db: Database, *, name: str, role: Role) -> tuple[ApiToken, str]:
     token = generate_token()
     with db.write() as session:
