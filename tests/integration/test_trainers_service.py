@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,7 +32,11 @@ STUDIES: dict[str, dict[str, Any]] = {
     "gan": {"objective_args": {**SMALL, "frechet_samples": 32, "classifier_epochs": 1}},
     "densenet": {
         "objective_args": {
-            **SMALL, "train_size": 64, "image_size": 16, "down_blocks": 1, "first_filters": 8,
+            **SMALL,
+            "train_size": 64,
+            "image_size": 16,
+            "down_blocks": 1,
+            "first_filters": 8,
         },
         "space": {
             "growth_rate": {"type": "int", "low": 4, "high": 6},
@@ -135,8 +138,8 @@ def test_pruning_and_divergence_through_the_service(live: tuple[ServerProcess, C
     assert client.get_study(after.id).counts["complete"] == 2, "the workers carried on"
 
 
-def test_artifacts_are_real_images(live: tuple[ServerProcess, Client], tmp_path: Path) -> None:
-    server, client = live
+def test_artifacts_are_real_images(live: tuple[ServerProcess, Client]) -> None:
+    _, client = live
     vae = next(s for s in client.list_studies().data if s.name == "vae-service")
     trial = client.trials(vae.id, state="complete")[0]
     detail = client.trial(trial.id)
