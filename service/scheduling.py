@@ -41,6 +41,7 @@ from service.store.models import (
     Trial,
     TrialAttempt,
     TrialState,
+    Worker,
     utcnow,
 )
 from service.warm_start import prior_observations
@@ -105,7 +106,7 @@ def start_attempt(
         )
     )
     if worker_id is not None:
-        worker = session.get(repo.Worker, worker_id)
+        worker = session.get(Worker, worker_id)
         if worker is not None:
             worker.current_trial_id = trial.id
             worker.busy_since = now
