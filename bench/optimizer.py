@@ -47,6 +47,7 @@ from service.optimizer import (
     get_strategy,
 )
 from service.optimizer.gp_strategy import GPStrategy
+from service.optimizer.peers import optuna_distributions
 from service.space import CategoricalParam, FloatParam, IntParam, SearchSpace
 
 logger = logging.getLogger("bench.optimizer")
@@ -379,20 +380,6 @@ def run_skopt(problem: Problem, strategy: str, seed: int, batch: int) -> list[di
     return configs
 
 
-def _optuna_dists(space: SearchSpace) -> dict[str, Any]:
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    dists: dict[str, Any] = {}
-    for name, p in space.params.items():
-        if isinstance(p, FloatParam):
-            dists[name] = FloatDistribution(p.low, p.high, log=p.log)
-        elif isinstance(p, IntParam):
-            dists[name] = IntDistribution(p.low, p.high, log=p.log)
-        elif isinstance(p, CategoricalParam):
-            dists[name] = CategoricalDistribution(p.choices)
-    return dists
-
-
 def _optuna_sampler(strategy: str, seed: int) -> Any:
     import optuna
 
@@ -405,7 +392,7 @@ def run_optuna(problem: Problem, strategy: str, seed: int, batch: int) -> list[d
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    dists = _optuna_dists(problem.space)
+    dists = optuna_distributions(problem.space)
     configs: list[dict[str, Any]] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -487,7 +474,7 @@ def latency_optuna(n: int, d: int, reps: int) -> dict[str, float]:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space, configs, y = _latency_data(n + reps + 1, d, 0)
-    dists = _optuna_dists(space)
+    dists = optuna_distributions(space)
     times, cpu = [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

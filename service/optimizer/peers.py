@@ -57,29 +57,31 @@ def _dedupe(request: SuggestRequest, configs: list[dict[str, Any]], source: str)
     return SuggestResult(out)
 
 
+def optuna_distributions(space: SearchSpace) -> dict[str, Any]:
+    """Optuna's distribution for each searchable parameter (fixed ones have none)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    dists: dict[str, Any] = {}
+    for name, p in space.params.items():
+        if isinstance(p, FloatParam):
+            dists[name] = FloatDistribution(p.low, p.high, log=p.log)
+        elif isinstance(p, IntParam):
+            dists[name] = IntDistribution(p.low, p.high, log=p.log)
+        elif isinstance(p, CategoricalParam):
+            dists[name] = CategoricalDistribution(p.choices)
+    return dists
+
+
 class TPEStrategy:
     """Optuna's TPESampler (constant liar on for pending trials)."""
 
     def suggest(self, request: SuggestRequest) -> SuggestResult:
         import optuna
-        from optuna.distributions import (
-            BaseDistribution,
-            CategoricalDistribution,
-            FloatDistribution,
-            IntDistribution,
-        )
         from optuna.trial import TrialState, create_trial
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         space = request.space
-        dists: dict[str, BaseDistribution] = {}
-        for name, p in space.params.items():
-            if isinstance(p, FloatParam):
-                dists[name] = FloatDistribution(p.low, p.high, log=p.log)
-            elif isinstance(p, IntParam):
-                dists[name] = IntDistribution(p.low, p.high, log=p.log)
-            elif isinstance(p, CategoricalParam):
-                dists[name] = CategoricalDistribution(p.choices)
+        dists = optuna_distributions(space)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             sampler = optuna.samplers.TPESampler(
