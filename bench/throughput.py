@@ -118,8 +118,8 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(database_url: str, workdir: Path) -> Iterator[str]:
-    """`tunesmith serve --workers 0` on a free port; yields its URL."""
+def running_server(database_url: str, workdir: Path, http_workers: int = 1) -> Iterator[str]:
+    """`tunesmith serve --workers 0 --http-workers N` on a free port; yields its URL."""
     port = free_port()
     env = {
         **os.environ,
@@ -130,7 +130,7 @@ def running_server(database_url: str, workdir: Path) -> Iterator[str]:
     logfile = (workdir / f"server-{port}.log").open("wb")
     cmd = [sys.executable, "-m", "service.cli", "serve", "--port", str(port)]
     cmd += ["--database-url", database_url, "--artifact-dir", str(workdir / "artifacts")]
-    cmd += ["--workers", "0"]
+    cmd += ["--workers", "0", "--http-workers", str(http_workers)]
     proc = subprocess.Popen(
         cmd, env=env, cwd=workdir, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -246,6 +246,7 @@ class Row:
     lease_ms: list[float] = field(default_factory=list)
     complete_ms: list[float] = field(default_factory=list)
     errors: int = 0
+    http_workers: int = 0
 
     @property
     def per_second(self) -> float:
@@ -259,10 +260,13 @@ class Row:
         return f"{ordered[min(len(ordered) - 1, int(q * len(ordered)))]:.1f}"
 
 
-def run_tunesmith(backend: str, workers: int, trials: int, workdir: Path) -> Row:
+def run_tunesmith(backend: str, workers: int, trials: int, workdir: Path, http_workers: int) -> Row:
     from service.client import Client
 
-    with fresh_database(backend, workdir) as url, running_server(url, workdir) as server:
+    with (
+        fresh_database(backend, workdir) as url,
+        running_server(url, workdir, http_workers) as server,
+    ):
         with Client(server, TOKEN) as client:
             study = client.create_study(
                 {
@@ -288,6 +292,7 @@ def run_tunesmith(backend: str, workers: int, trials: int, workdir: Path) -> Row
         max(r["end"] for r in results) - start,
         [1000 * x for r in results for x in r["lease"]],
         [1000 * x for r in results for x in r["complete"]],
+        http_workers=http_workers,
     )
 
 
@@ -440,18 +445,20 @@ def markdown(rows: list[Row], busy: BusyResult | None, command: str, seconds: fl
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}; load average at the end "
         f"{os.getloadavg()[0]:.1f}).",
         "",
-        "Trivial objective (branin, no sleep), random strategy. tunesmith: one "
-        "`tunesmith serve --workers 0` process; latency measured by each worker around "
+        "Trivial objective (branin, no sleep), random strategy. tunesmith: "
+        "`tunesmith serve --workers 0 --http-workers N` (N server processes on one port, "
+        "the `server procs` column); latency measured by each worker around "
         "`Client.lease` and `Client.complete` (HTTP round trip included). Optuna: RDBStorage, "
         "RandomSampler, `study.optimize` in each process.",
         "",
-        "| backend | workers | system | trials | trials/s | lease p50 ms | lease p99 ms "
-        "| complete p50 ms | complete p99 ms | errors |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| backend | workers | system | server procs | trials | trials/s | lease p50 ms "
+        "| lease p99 ms | complete p50 ms | complete p99 ms | errors |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r.backend} | {r.workers} | {r.system} | {r.trials} | {r.per_second:.1f} "
+            f"| {r.backend} | {r.workers} | {r.system} | {r.http_workers or '-'} | {r.trials} "
+            f"| {r.per_second:.1f} "
             f"| {Row.pct(r.lease_ms, 0.5)} | {Row.pct(r.lease_ms, 0.99)} "
             f"| {Row.pct(r.complete_ms, 0.5)} | {Row.pct(r.complete_ms, 0.99)} | {r.errors} |"
         )
@@ -469,7 +476,8 @@ def markdown(rows: list[Row], busy: BusyResult | None, command: str, seconds: fl
         )
         if other is not None:
             lines.append(
-                f"- {r.backend}, {r.workers} workers: {r.per_second / other.per_second:.2f}x"
+                f"- {r.backend}, {r.workers} workers, {r.http_workers} server process(es): "
+                f"{r.per_second / other.per_second:.2f}x"
             )
     if busy is not None:
         lines += [
@@ -499,6 +507,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     parser.add_argument("--systems", nargs="+", default=["tunesmith", "optuna"])
+    parser.add_argument(
+        "--http-workers",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="server processes for tunesmith (one row each)",
+    )
     parser.add_argument("--busy-trials", type=int, help="GP trials for the busy share (0: skip)")
     parser.add_argument("--profile", action="store_true", help="profile lease+complete only")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -522,17 +537,24 @@ def main(argv: list[str] | None = None) -> int:
         for backend in backends:
             for workers in args.workers:
                 for system in args.systems:
-                    run = run_tunesmith if system == "tunesmith" else run_optuna
-                    row = run(backend, workers, trials, workdir)
-                    log.info(
-                        "%s %s %d workers: %.1f trials/s (lease p99 %s ms)",
-                        system,
-                        backend,
-                        workers,
-                        row.per_second,
-                        Row.pct(row.lease_ms, 0.99),
-                    )
-                    rows.append(row)
+                    if system == "tunesmith":
+                        runs = [
+                            run_tunesmith(backend, workers, trials, workdir, n)
+                            for n in args.http_workers
+                        ]
+                    else:
+                        runs = [run_optuna(backend, workers, trials, workdir)]
+                    for row in runs:
+                        log.info(
+                            "%s %s %d workers (%s server procs): %.1f trials/s (lease p99 %s ms)",
+                            system,
+                            backend,
+                            workers,
+                            row.http_workers or "-",
+                            row.per_second,
+                            Row.pct(row.lease_ms, 0.99),
+                        )
+                    rows += runs
         busy = None
         if busy_trials:
             backend = "postgresql" if "postgresql" in backends else backends[0]

@@ -77,7 +77,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from service.auth import ensure_admin_token, mint_worker_token
     from service.executors.local import LocalExecutor, plan_slots
     from service.schemas import StudyCreate
-    from service.serving import WorkersFirstServer
+    from service.serving import WorkersFirstServer, WorkersFirstSupervisor
     from service.store import repository as repo
     from service.store.db import Database
     from service.studies import create_study
@@ -89,6 +89,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["artifact_dir"] = args.artifact_dir
     if args.lease_seconds:
         overrides["lease_seconds"] = args.lease_seconds
+    if args.http_workers:
+        overrides["http_workers"] = args.http_workers
     settings = Settings(**overrides)
     _setup_logging(settings.log_level)
     # Concurrency comes from requests, not from BLAS: one thread per GP fit keeps a busy
@@ -140,10 +142,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"admin token in {settings.token_file} or TUNESMITH_ADMIN_TOKEN)",
         flush=True,
     )
-    app = create_app(settings, db=db)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
     try:
-        WorkersFirstServer(config, executor).run()
+        if settings.http_workers > 1:
+            # The processes are spawned: they read these settings from the environment.
+            os.environ.update({f"TUNESMITH_{k.upper()}": str(v) for k, v in overrides.items()})
+            db.dispose()
+            config = uvicorn.Config(
+                "service.api.app:create_app_from_env",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=settings.http_workers,
+                log_level="warning",
+            )
+            WorkersFirstSupervisor(config, [config.bind_socket()], executor).run()
+        else:
+            app = create_app(settings, db=db)
+            config = uvicorn.Config(
+                app, host=settings.host, port=settings.port, log_level="warning"
+            )
+            WorkersFirstServer(config, executor).run()
     finally:
         if executor is not None:
             executor.stop()
@@ -416,6 +434,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--artifact-dir", type=Path)
     p.add_argument("--lease-seconds", type=float)
     p.add_argument("--workers", type=int, help="CPU worker processes (0: API only)")
+    p.add_argument(
+        "--http-workers",
+        type=int,
+        help="HTTP server processes on the port (default: TUNESMITH_HTTP_WORKERS or 1)",
+    )
     p.add_argument("--gpus", type=_gpu_list, help="one worker per listed GPU, e.g. 0,1")
     p.add_argument("--executor", choices=["local", "ray"], default="local")
     p.add_argument("--ray-address", help="existing Ray cluster (default: start a local one)")

@@ -26,6 +26,19 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=3, ge=0, description="Lost attempts before a trial fails.")
     db_pool_size: int = Field(default=10, ge=1)
+    http_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="HTTP server processes sharing the port (each with its own pool and reaper).",
+    )
+    token_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="How long a verified token is trusted without a lookup; a revocation "
+        "through another server process takes effect within this time.",
+    )
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_artifact_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     log_level: str = "info"

@@ -48,11 +48,7 @@ def _check_lease(session: Session, trial: Trial, token: str, policy: LeasePolicy
 def _end_attempt(
     session: Session, trial: Trial, outcome: AttemptOutcome, error: str | None
 ) -> None:
-    attempt = repo.open_attempt(session, trial)
-    if attempt is not None:
-        attempt.outcome = outcome.value
-        attempt.ended_at = utcnow()
-        attempt.error = error
+    repo.end_attempt(session, trial, outcome, error, utcnow())
 
 
 def _finish(

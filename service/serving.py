@@ -1,11 +1,13 @@
-"""The uvicorn server of `tunesmith serve`, which stops its local workers first."""
+"""The uvicorn server(s) of `tunesmith serve`, which stop the local workers first."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from types import FrameType
 
 import uvicorn
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 from service.executors import Executor
 
@@ -35,3 +37,31 @@ class WorkersFirstServer(uvicorn.Server):
             super(WorkersFirstServer, self).handle_exit(sig, frame)
 
         threading.Thread(target=stop_workers_then_server, name="stop-workers", daemon=True).start()
+
+
+class WorkersFirstSupervisor(Multiprocess):
+    """`serve --http-workers N`: N uvicorn processes share the bound socket.
+
+    One process serializes every request's Python work on one core (GIL); a server on
+    PostgreSQL can use more. On SIGTERM or Ctrl-C the local workers stop first and release
+    their trials through the still-running HTTP processes, which are then terminated.
+    Crashed HTTP processes are replaced (uvicorn's supervisor loop)."""
+
+    def __init__(
+        self, config: uvicorn.Config, sockets: list[socket.socket], executor: Executor | None
+    ) -> None:
+        super().__init__(config, sockets)
+        self.executor = executor
+
+    def _stop_workers(self) -> None:
+        executor, self.executor = self.executor, None
+        if executor is not None:
+            executor.stop()
+
+    def handle_int(self) -> None:
+        self._stop_workers()
+        super().handle_int()
+
+    def handle_term(self) -> None:
+        self._stop_workers()
+        super().handle_term()

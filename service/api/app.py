@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from threadpoolctl import threadpool_limits
 
 from service import __version__
 from service.api import dashboard, events, insights, objectives, studies, tokens, trials, workers
-from service.api.deps import ServiceContext
+from service.api.body_limit import BodyLimit
+from service.api.deps import PrincipalCache, ServiceContext
 from service.api.errors import install_error_handlers
 from service.auth import ensure_admin_token
 from service.config import Settings
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         db=database,
         scheduler=Scheduler(database, policy, prefetch=settings.prefetch),
         lifecycle=TrialLifecycle(database, policy),
+        principals=PrincipalCache(settings.token_cache_seconds),
     )
 
     @asynccontextmanager
@@ -77,22 +79,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.ctx = ctx
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        limit = (
-            settings.max_artifact_bytes
-            if "/artifacts/" in request.url.path
-            else (settings.max_request_bytes)
-        )
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            return JSONResponse(
-                {"detail": f"request body is {length} bytes; at most {limit} are accepted"},
-                status_code=413,
-            )
-        return await call_next(request)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_request_bytes,
+        max_artifact_bytes=settings.max_artifact_bytes,
+    )
 
     api = APIRouter(prefix="/api/v1")
     for module in (studies, events, insights, trials, workers, objectives, tokens):
@@ -108,5 +99,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
 
 def create_app_from_env() -> FastAPI:
-    """Entry point for `uvicorn --factory service.api.app:create_app_from_env`."""
+    """Entry point for `uvicorn --factory service.api.app:create_app_from_env` and for each
+    process of `tunesmith serve --http-workers N`."""
+    # As in `tunesmith serve`: concurrency comes from requests, not from BLAS threads.
+    threadpool_limits(limits=1)
     return create_app(Settings())

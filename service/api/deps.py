@@ -4,8 +4,9 @@ No `from __future__ import annotations` here: FastAPI must see the real `Depends
 in `require`'s inner signature, which refer to a local variable.
 """
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -21,19 +22,47 @@ from service.store.db import Database
 from service.store.models import Role
 
 
+@dataclass(frozen=True)
+class Principal:
+    token_id: int
+    name: str
+    role: Role
+
+
+class PrincipalCache:
+    """Tokens verified in the last `ttl` seconds, by hash.
+
+    Every worker call (lease, report, heartbeat, complete) is authenticated, and a lookup is
+    a database transaction per request. A revocation through this process clears the cache
+    at once; other server processes (`--http-workers`, other machines) refuse the token
+    within `ttl` seconds. `ttl` 0 turns the cache off.
+    """
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, token_hash: str) -> Principal | None:
+        entry = self._entries.get(token_hash)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, token_hash: str, principal: Principal) -> None:
+        if self.ttl > 0:
+            self._entries[token_hash] = (time.monotonic() + self.ttl, principal)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 @dataclass
 class ServiceContext:
     settings: Settings
     db: Database
     scheduler: Scheduler
     lifecycle: TrialLifecycle
-
-
-@dataclass(frozen=True)
-class Principal:
-    token_id: int
-    name: str
-    role: Role
+    principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(0.0))
 
 
 def get_context(request: Request) -> ServiceContext:
@@ -49,11 +78,17 @@ _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization
 def _principal(ctx: ServiceContext, token: str | None) -> Principal:
     if not token:
         raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
+    token_hash = hash_token(token)
+    cached = ctx.principals.get(token_hash)
+    if cached is not None:
+        return cached
     with ctx.db.read() as session:
-        row = repo.find_token(session, hash_token(token))
+        row = repo.find_token(session, token_hash)
         if row is None:
             raise Unauthorized("invalid or revoked token")
-        return Principal(token_id=row.id, name=row.name, role=Role(row.role))
+        principal = Principal(token_id=row.id, name=row.name, role=Role(row.role))
+    ctx.principals.put(token_hash, principal)
+    return principal
 
 
 def authenticate(

@@ -52,4 +52,5 @@ def revoke(
             raise NotFound(f"token {token_id} not found")
         repo.revoke_tokens(session, ApiToken.id == token_id)
         session.refresh(row)
-        return _public(row)
+    ctx.principals.clear()
+    return _public(row)

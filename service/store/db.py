@@ -42,13 +42,10 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
-        pool_recycle=1800,
-    )
+    # No pool_pre_ping: it costs a round trip on every checkout, two per worker request. After
+    # a PostgreSQL restart the first statement on a stale connection fails, SQLAlchemy then
+    # invalidates the whole pool, and that request answers 503, which clients retry.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -134,6 +134,7 @@ class Trial(Base):
         Index("ix_trials_study_state", "study_id", "state"),
         Index("ix_trials_state_lease", "state", "lease_expires_at"),
         Index("ix_trials_study_updated", "study_id", "updated_at"),
+        Index("ix_trials_worker_state", "worker_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -7,6 +7,7 @@ where the write session already holds the database's single write lock).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -89,6 +90,18 @@ def trial_counts(session: Session, study_ids: Iterable[int]) -> dict[int, dict[s
     for study_id, state, n in rows:
         out[study_id][state] = n
     return out
+
+
+def count_in_states(session: Session, study_id: int, states: Sequence[TrialState]) -> int:
+    """Trials of the study in `states`; reads only those rows' index entries."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Trial)
+            .where(Trial.study_id == study_id, Trial.state.in_([s.value for s in states]))
+        )
+        or 0
+    )
 
 
 def best_trial(session: Session, study: Study) -> Trial | None:
@@ -180,6 +193,35 @@ def trials_in_states(session: Session, study_id: int, states: Sequence[TrialStat
     )
 
 
+@dataclass(frozen=True)
+class TrialRecord:
+    """The columns of a trial that a strategy needs, without loading the ORM object."""
+
+    number: int
+    state: str
+    params: dict[str, Any]
+    value: float | None
+    step: int | None
+
+
+def trial_history(session: Session, study_id: int) -> list[TrialRecord]:
+    """Every trial of the study as a `TrialRecord`, by number (one query, no ORM rows)."""
+    rows = session.execute(
+        select(Trial.number, Trial.state, Trial.params, Trial.value, Trial.step)
+        .where(Trial.study_id == study_id)
+        .order_by(Trial.number)
+    ).all()
+    return [TrialRecord(*row) for row in rows]
+
+
+def trial_tally(session: Session, study_id: int) -> tuple[int, int]:
+    """(number of trials, next trial number) of the study, from one aggregate query."""
+    count, highest = session.execute(
+        select(func.count(), func.max(Trial.number)).where(Trial.study_id == study_id)
+    ).one()
+    return int(count), 0 if highest is None else int(highest) + 1
+
+
 def next_trial_number(session: Session, study_id: int) -> int:
     current = session.scalar(select(func.max(Trial.number)).where(Trial.study_id == study_id))
     return 0 if current is None else int(current) + 1
@@ -238,6 +280,18 @@ def open_attempt(session: Session, trial: Trial) -> TrialAttempt | None:
             TrialAttempt.trial_id == trial.id,
             TrialAttempt.lease_token == trial.lease_token,
         )
+    )
+
+
+def end_attempt(
+    session: Session, trial: Trial, outcome: AttemptOutcome, error: str | None, now: datetime
+) -> None:
+    """Closes the trial's current attempt (the one under its lease token) in one UPDATE."""
+    session.execute(
+        update(TrialAttempt)
+        .where(TrialAttempt.trial_id == trial.id, TrialAttempt.lease_token == trial.lease_token)
+        .values(outcome=outcome.value, ended_at=now, error=error)
+        .execution_options(synchronize_session=False)
     )
 
 
