@@ -6,11 +6,15 @@ executor) and `tunesmith worker` process groups.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import os
+import signal
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -33,7 +37,10 @@ def _synthetic_value(params: dict[str, object]) -> float:
 def test_two_servers_eight_workers_run_300_trials_without_duplicates(
     pg_url: str, start_server: StartServer, start_workers: StartWorkers
 ) -> None:
-    servers = [start_server(database_url=pg_url), start_server(database_url=pg_url)]
+    # Two servers of two HTTP processes each: four processes suggest and lease concurrently.
+    servers = [
+        start_server(database_url=pg_url, extra_args=["--http-workers", "2"]) for _ in range(2)
+    ]
     client = servers[0].client()
     strategies = ["random", "sobol", "random"]
     studies = [
@@ -145,3 +152,60 @@ def test_ray_executor_gives_each_actor_its_own_gpu(start_server: StartServer) ->
 
 def _artifact_text(client: Client, trial_id: int, name: str) -> str:
     return client.request("GET", f"/trials/{trial_id}/artifacts/{name}").text
+
+
+def test_http_workers_serve_one_port_and_local_workers_release_on_sigterm(
+    start_server: StartServer,
+) -> None:
+    """`serve --http-workers 2 --workers 2`: two HTTP processes answer on one port; SIGTERM
+    stops the local workers first, so their running trials are released (not lost) through
+    the still-serving HTTP processes, and the server exits 0."""
+    server = start_server(api_only=False, extra_args=["--http-workers", "2", "--workers", "2"])
+    client = server.client()
+    study = client.create_study(
+        {
+            "name": "http-workers",
+            "objective": "synthetic",
+            "objective_args": {"steps": 50, "step_seconds": 0.4},
+            "strategy": {"name": "random"},
+            "budget": {"max_trials": 4, "max_parallel": 2},
+        }
+    )
+
+    def both_reporting() -> bool:
+        trials = client.trials(study.id)
+        return sum(t.state == "running" and t.step is not None for t in trials) == 2
+
+    wait_until(both_reporting, timeout=120, what=f"2 running trials ({server.log_tail()})")
+    server_pids = _listening_pids(server.port)
+    assert len(server_pids) == 3, server_pids  # the supervisor and two HTTP processes
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGTERM)  # the supervisor only, as `kill PID` would
+    assert server.proc.wait(timeout=60) == 0, server.log_tail()
+
+    restarted = start_server(database_url=server.database_url)
+    client = restarted.client()
+    trials = client.trials(study.id)
+    assert len(trials) == 2
+    for t in trials:
+        assert t.state == "queued", (t.state, server.log_tail())
+        detail = client.trial(t.id)
+        assert [a.outcome for a in detail.attempts] == ["released"]
+
+
+def _listening_pids(port: int) -> set[str]:
+    """Processes with a socket listening on `port` (from /proc; Linux)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                    inodes.add(fields[9])
+    pids = set()
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                pids.add(fd.parts[2])
+    return pids
