@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import cProfile
 import io
+import itertools
 import json
 import logging
 import math
@@ -160,21 +161,28 @@ def running_server(database_url: str, workdir: Path, http_workers: int = 1) -> I
 # ---- worker processes -------------------------------------------------------------------------
 
 
-def _tunesmith_worker(url: str, index: int, barrier: Any, out: Any) -> None:
+def _tunesmith_worker(url: str, index: int, piggyback: bool, barrier: Any, out: Any) -> None:
+    """With `piggyback`, each value rides on the next lease request, as `tunesmith worker`
+    sends it (the lease latency then includes recording the previous result)."""
     from service.client import Client
 
     client = Client(url, TOKEN, retry_seconds=30)
     leases: list[float] = []
     completes: list[float] = []
+    done: Any = None
+    info = {"host": "bench", "pid": os.getpid()}
     barrier.wait()
     while True:
         t0 = time.perf_counter()
-        lease = client.lease(f"bench-{index}", {"host": "bench", "pid": os.getpid()})
+        lease = client.lease(f"bench-{index}", info, complete=done)
         t1 = time.perf_counter()
         if lease is None:
             break
         leases.append(t1 - t0)
         value = branin(float(lease.trial.params["x1"]), float(lease.trial.params["x2"]))
+        if piggyback:
+            done = (lease.trial, value)
+            continue
         t2 = time.perf_counter()
         client.complete(lease.trial, value)
         completes.append(time.perf_counter() - t2)
@@ -247,6 +255,13 @@ class Row:
     complete_ms: list[float] = field(default_factory=list)
     errors: int = 0
     http_workers: int = 0
+    piggyback: bool = False
+
+    @property
+    def label(self) -> str:
+        if self.system != "tunesmith":
+            return self.system
+        return f"tunesmith {'1 call' if self.piggyback else '2 calls'}"
 
     @property
     def per_second(self) -> float:
@@ -260,7 +275,9 @@ class Row:
         return f"{ordered[min(len(ordered) - 1, int(q * len(ordered)))]:.1f}"
 
 
-def run_tunesmith(backend: str, workers: int, trials: int, workdir: Path, http_workers: int) -> Row:
+def run_tunesmith(
+    backend: str, workers: int, trials: int, workdir: Path, http_workers: int, piggyback: bool
+) -> Row:
     from service.client import Client
 
     with (
@@ -278,7 +295,7 @@ def run_tunesmith(backend: str, workers: int, trials: int, workdir: Path, http_w
                 }
             )
             start, results = _run_processes(
-                _tunesmith_worker, [(server, i) for i in range(workers)]
+                _tunesmith_worker, [(server, i, piggyback) for i in range(workers)]
             )
             final = client.get_study(study.id)
         done = final.counts.get("complete", 0)
@@ -293,6 +310,7 @@ def run_tunesmith(backend: str, workers: int, trials: int, workdir: Path, http_w
         [1000 * x for r in results for x in r["lease"]],
         [1000 * x for r in results for x in r["complete"]],
         http_workers=http_workers,
+        piggyback=piggyback,
     )
 
 
@@ -329,6 +347,7 @@ class BusyResult:
     server_fraction: list[float]
     objective_share: list[float]
     lease_ms_median: float
+    gap_ms: list[float]
 
 
 def run_busy_share(backend: str, trials: int, workdir: Path) -> BusyResult:
@@ -367,6 +386,17 @@ def run_busy_share(backend: str, trials: int, workdir: Path) -> BusyResult:
         finished = client.trials(study.id)
     last_finish: dict[str, float] = {}
     durations: list[float] = []
+    by_worker: dict[str, list[Any]] = {}
+    for t in finished:
+        if t.worker_id and t.started_at and t.finished_at:
+            by_worker.setdefault(t.worker_id, []).append(t)
+    gaps: list[float] = []
+    for runs in by_worker.values():
+        runs.sort(key=lambda t: t.started_at)
+        gaps += [
+            1000 * (b.started_at.timestamp() - a.finished_at.timestamp())
+            for a, b in itertools.pairwise(runs)
+        ]
     for t in finished:
         if t.worker_id and t.finished_at:
             end = t.finished_at.timestamp()
@@ -384,6 +414,7 @@ def run_busy_share(backend: str, trials: int, workdir: Path) -> BusyResult:
         [w.busy_fraction for w in workers],
         shares,
         1000 * (statistics.median(durations) - BUSY_SECONDS) if durations else math.nan,
+        gaps,
     )
 
 
@@ -448,8 +479,10 @@ def markdown(rows: list[Row], busy: BusyResult | None, command: str, seconds: fl
         "Trivial objective (branin, no sleep), random strategy. tunesmith: "
         "`tunesmith serve --workers 0 --http-workers N` (N server processes on one port, "
         "the `server procs` column); latency measured by each worker around "
-        "`Client.lease` and `Client.complete` (HTTP round trip included). Optuna: RDBStorage, "
-        "RandomSampler, `study.optimize` in each process.",
+        "`Client.lease` and `Client.complete` (HTTP round trip included). `tunesmith 1 call`: "
+        "each value rides on the next lease request, as `tunesmith worker` sends it (so its "
+        "lease latency includes recording the previous result); `tunesmith 2 calls`: lease, "
+        "then complete. Optuna: RDBStorage, RandomSampler, `study.optimize` in each process.",
         "",
         "| backend | workers | system | server procs | trials | trials/s | lease p50 ms "
         "| lease p99 ms | complete p50 ms | complete p99 ms | errors |",
@@ -457,7 +490,7 @@ def markdown(rows: list[Row], busy: BusyResult | None, command: str, seconds: fl
     ]
     for r in rows:
         lines.append(
-            f"| {r.backend} | {r.workers} | {r.system} | {r.http_workers or '-'} | {r.trials} "
+            f"| {r.backend} | {r.workers} | {r.label} | {r.http_workers or '-'} | {r.trials} "
             f"| {r.per_second:.1f} "
             f"| {Row.pct(r.lease_ms, 0.5)} | {Row.pct(r.lease_ms, 0.99)} "
             f"| {Row.pct(r.complete_ms, 0.5)} | {Row.pct(r.complete_ms, 0.99)} | {r.errors} |"
@@ -476,7 +509,8 @@ def markdown(rows: list[Row], busy: BusyResult | None, command: str, seconds: fl
         )
         if other is not None:
             lines.append(
-                f"- {r.backend}, {r.workers} workers, {r.http_workers} server process(es): "
+                f"- {r.backend}, {r.workers} workers, {r.label}, {r.http_workers} server "
+                f"process(es): "
                 f"{r.per_second / other.per_second:.2f}x"
             )
     if busy is not None:
@@ -495,7 +529,10 @@ def markdown(rows: list[Row], busy: BusyResult | None, command: str, seconds: fl
             + f" | {statistics.fmean(busy.objective_share):.3f} |",
             "",
             f"Median trial overhead on the server clock (started -> finished, minus the "
-            f"objective's {BUSY_SECONDS:.0f} s): {busy.lease_ms_median:.0f} ms.",
+            f"objective's {BUSY_SECONDS:.0f} s): {busy.lease_ms_median:.0f} ms. Gap between a "
+            f"worker's trials (finished -> next started, server clock): median "
+            f"{Row.pct(busy.gap_ms, 0.5)} ms, p90 {Row.pct(busy.gap_ms, 0.9)} ms, "
+            f"max {Row.pct(busy.gap_ms, 1.0)} ms.",
         ]
     return "\n".join(lines) + "\n"
 
@@ -507,6 +544,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     parser.add_argument("--systems", nargs="+", default=["tunesmith", "optuna"])
+    parser.add_argument(
+        "--calls",
+        type=int,
+        nargs="+",
+        choices=[1, 2],
+        default=[1, 2],
+        help="tunesmith protocol: 1 (value on the next lease) and/or 2 (lease, complete)",
+    )
     parser.add_argument(
         "--http-workers",
         type=int,
@@ -539,7 +584,8 @@ def main(argv: list[str] | None = None) -> int:
                 for system in args.systems:
                     if system == "tunesmith":
                         runs = [
-                            run_tunesmith(backend, workers, trials, workdir, n)
+                            run_tunesmith(backend, workers, trials, workdir, n, calls == 1)
+                            for calls in args.calls
                             for n in args.http_workers
                         ]
                     else:
@@ -547,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
                     for row in runs:
                         log.info(
                             "%s %s %d workers (%s server procs): %.1f trials/s (lease p99 %s ms)",
-                            system,
+                            row.label,
                             backend,
                             workers,
                             row.http_workers or "-",

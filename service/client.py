@@ -389,8 +389,21 @@ class Client:
 
     # ---- workers ------------------------------------------------------------------------
 
-    def lease(self, worker_id: str, info: Mapping[str, Any]) -> LeasePublic | None:
-        response = self.request("POST", f"/workers/{worker_id}/lease", json=dict(info))
+    def lease(
+        self,
+        worker_id: str,
+        info: Mapping[str, Any],
+        *,
+        complete: tuple[TrialLeased, float] | None = None,
+    ) -> LeasePublic | None:
+        """The next trial (None: nothing to do now). `complete`: the previous trial and its
+        value, recorded by the server before it leases (one round trip instead of two)."""
+        body = dict(info)
+        if complete is not None:
+            trial, value = complete
+            body["complete"] = {"trial_id": trial.id, "lease_token": trial.lease_token}
+            body["complete"]["value"] = value
+        response = self.request("POST", f"/workers/{worker_id}/lease", json=body)
         if response.status_code == 204:
             return None
         return LeasePublic.model_validate(response.json())

@@ -1,5 +1,9 @@
 """The worker loop: lease -> train -> stream each step's value -> complete or fail -> repeat.
 
+A final value rides on the next lease request (`Client.lease(complete=...)`): one round
+trip between two trials instead of two. It is sent on its own when no lease follows (the
+last trial, shutdown) or when that request fails.
+
 One loop runs per GPU (or CPU slot), in its own process with CUDA_VISIBLE_DEVICES set
 before any framework is imported. Every executor runs this same loop: local worker
 processes, `tunesmith worker` on a remote machine, Ray actors.
@@ -37,7 +41,7 @@ from typing import Any
 from objectives import registry
 from objectives.base import TrialContext, TrialDiverged, TrialPruned
 from service.client import ApiError, Client, ServerUnavailable
-from service.schemas import LeasePublic
+from service.schemas import LeasePublic, TrialLeased
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +111,11 @@ class Worker:
         opts = self.options
         idle_since = time.monotonic()
         backoff = 0.1
+        done: tuple[TrialLeased, float] | None = None
         while not self._stopping:
             if opts.max_trials is not None and self.trials_done >= opts.max_trials:
                 break
-            lease = self._lease()
+            lease, done = self._lease(done)
             if lease is None:
                 if (
                     opts.idle_timeout is not None
@@ -124,13 +129,21 @@ class Worker:
                 backoff = min(backoff * 2, opts.max_idle_backoff)
                 continue
             backoff = 0.1
-            self.run_trial(lease)
+            more = opts.max_trials is None or self.trials_done + 1 < opts.max_trials
+            value = self.run_trial(lease, defer_complete=more)
+            if value is not None:
+                done = (lease.trial, value)
             self.trials_done += 1
             idle_since = time.monotonic()
+        if done is not None:
+            self._complete(*done)
         self.client.close()
         return self.trials_done
 
-    def _lease(self) -> LeasePublic | None:
+    def _lease(
+        self, done: tuple[TrialLeased, float] | None
+    ) -> tuple[LeasePublic | None, tuple[TrialLeased, float] | None]:
+        """(the next trial or None, a finished trial whose value is still to be sent)."""
         info: dict[str, Any] = {
             "host": socket.gethostname(),
             "gpu": self.options.gpu,
@@ -139,17 +152,35 @@ class Worker:
         if self.options.objectives is not None:
             info["objectives"] = self.options.objectives
         try:
-            return self.client.lease(self.options.worker_id, info)
+            return self.client.lease(self.options.worker_id, info, complete=done), None
         except ServerUnavailable as exc:
             log.warning("worker %s: server unavailable (%s); retrying", self.options.worker_id, exc)
-            return None
+            return None, done
         except ApiError as exc:
             if exc.status in (401, 403):
                 raise WorkerRefused(f"the server refuses this worker's token: {exc}") from None
+            if done is not None:
+                # On its own, the result gets its own answer (e.g. 409: the lease was lost).
+                self._complete(*done)
+                return None, None
             log.warning("worker %s: lease failed (%s); retrying", self.options.worker_id, exc)
-            return None
+            return None, None
 
-    def run_trial(self, lease: LeasePublic) -> None:
+    def _complete(self, trial: TrialLeased, value: float) -> None:
+        try:
+            self.client.complete(trial, value)
+        except (ApiError, ServerUnavailable) as exc:
+            # Nothing is lost: without a result the lease expires and the trial runs again.
+            log.warning(
+                "worker %s: trial %s: the result did not reach the server: %s",
+                self.options.worker_id,
+                trial.id,
+                exc,
+            )
+
+    def run_trial(self, lease: LeasePublic, *, defer_complete: bool = False) -> float | None:
+        """Runs one trial and sends how it ended. With `defer_complete`, a final value is
+        returned instead of sent, for the next lease request to carry."""
         trial = lease.trial
         tag = f"study {trial.study_id} trial {trial.number} (id {trial.id})"
         log.info("worker %s: starting %s with %s", self.options.worker_id, tag, trial.params)
@@ -192,12 +223,12 @@ class Worker:
             log.warning(
                 "worker %s: lost the lease on %s; dropping its result", self.options.worker_id, tag
             )
-            return
+            return None
         self._upload_artifacts(trial.id, artifact_dir)
         shutil.rmtree(artifact_dir, ignore_errors=True)
         if pruned:
             log.info("worker %s: %s pruned", self.options.worker_id, tag)
-            return
+            return None
         if kind == "stopped" and not self._stopping:
             # The trainer stopped on its own time limit: its last reported value stands.
             kind, payload = (
@@ -209,8 +240,10 @@ class Worker:
                 log.info("worker %s: released %s", self.options.worker_id, tag)
             elif kind == "value":
                 assert isinstance(payload, float)
-                self.client.complete(trial, payload)
                 log.info("worker %s: %s complete: %s", self.options.worker_id, tag, payload)
+                if defer_complete:
+                    return payload
+                self.client.complete(trial, payload)
             else:
                 self.client.fail(trial, str(payload)[:MAX_REASON])
                 log.info("worker %s: %s failed: %s", self.options.worker_id, tag, payload)
@@ -222,6 +255,7 @@ class Worker:
                 tag,
                 exc,
             )
+        return None
 
     def _train(self, lease: LeasePublic, ctx: TrialContext) -> tuple[str, float | str]:
         """Runs the trainer; returns ("value", v), ("fail", reason) or ("stopped", "")."""

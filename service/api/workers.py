@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from service.api.deps import ContextDep, Reader, WorkerRole
 from service.api.errors import ERROR_RESPONSES
 from service.api.views import trial_leased, worker_public
+from service.scheduling import Lease
 from service.schemas import LeasePublic, LeaseRequest, WorkersPublic
 from service.store import repository as repo
 
@@ -30,13 +31,22 @@ async def lease(
     _: WorkerRole,
     body: Annotated[LeaseRequest | None, Body()] = None,
 ) -> LeasePublic | Response:
-    """The worker's next trial with its objective and a lease token; 204 when there is none."""
+    """The worker's next trial with its objective and a lease token; 204 when there is none.
+
+    With `complete`, the previous trial's value is recorded first (its own transaction, so a
+    lease that fails afterwards loses no result; a retry repeats the complete harmlessly);
+    a stale lease token answers 409 and leases nothing."""
     info = body or LeaseRequest()
-    result = await run_in_threadpool(
-        lambda: ctx.scheduler.lease(
+
+    def complete_then_lease() -> Lease | None:
+        if info.complete is not None:
+            done = info.complete
+            ctx.lifecycle.complete(done.trial_id, done.lease_token, done.value)
+        return ctx.scheduler.lease(
             worker_id, host=info.host, gpu=info.gpu, pid=info.pid, objectives=info.objectives
         )
-    )
+
+    result = await run_in_threadpool(complete_then_lease)
     if result is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     study = result.study

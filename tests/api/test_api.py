@@ -357,6 +357,31 @@ def test_workers_list_shows_pid_and_current_trial(client: TestClient) -> None:
     assert lease["objective"] == "synthetic" and lease["lease_seconds"] == 60
 
 
+def test_a_lease_can_carry_the_previous_trials_value(client: TestClient) -> None:
+    study = create(client, budget={"max_trials": 2, "max_parallel": 1})
+    lease_url = "/api/v1/workers/w1/lease"
+    first = client.post(lease_url, json={}, headers=AUTH).json()["trial"]
+    done = {"trial_id": first["id"], "lease_token": first["lease_token"], "value": 0.25}
+    # max_parallel 1: the second trial can only be leased once the first is complete.
+    second = client.post(lease_url, json={"complete": done}, headers=AUTH)
+    assert second.status_code == 200, second.text
+    assert second.json()["trial"]["number"] == 1
+    trial = client.get(f"/api/v1/trials/{first['id']}", headers=AUTH).json()
+    assert (trial["state"], trial["value"]) == ("complete", 0.25)
+    # A retry of the same request (its answer lost) records nothing twice, leases nothing new.
+    again = client.post(lease_url, json={"complete": done}, headers=AUTH)
+    assert again.json()["trial"]["id"] == second.json()["trial"]["id"]
+    # A stale lease token: 409 naming the trial, and no lease.
+    stale = {**done, "trial_id": second.json()["trial"]["id"], "lease_token": "0" * 32}
+    refused = client.post("/api/v1/workers/w2/lease", json={"complete": stale}, headers=AUTH)
+    assert refused.status_code == 409 and "lease token" in refused.json()["detail"]
+    counts = client.get(f"/api/v1/studies/{study['id']}", headers=AUTH).json()["counts"]
+    assert (counts["complete"], counts["running"]) == (1, 1)
+    bad = {**done, "value": "NaN"}
+    invalid = client.post(lease_url, content=json.dumps({"complete": bad}), headers=AUTH)
+    assert invalid.status_code == 422 and "complete" in invalid.text
+
+
 # ---- admin token bootstrap -----------------------------------------------------------------
 
 
