@@ -71,13 +71,16 @@ def example_spec() -> dict[str, Any]:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
-    from threadpoolctl import threadpool_limits
 
     from service.api.app import create_app
     from service.auth import ensure_admin_token, mint_worker_token
     from service.executors.local import LocalExecutor, plan_slots
     from service.schemas import StudyCreate
-    from service.serving import WorkersFirstServer, WorkersFirstSupervisor
+    from service.serving import (
+        WorkersFirstServer,
+        WorkersFirstSupervisor,
+        configure_server_process,
+    )
     from service.store import repository as repo
     from service.store.db import Database
     from service.studies import create_study
@@ -93,9 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["http_workers"] = args.http_workers
     settings = Settings(**overrides)
     _setup_logging(settings.log_level)
-    # Concurrency comes from requests, not from BLAS: one thread per GP fit keeps a busy
-    # server from oversubscribing its cores (several fits at once were 5x slower).
-    threadpool_limits(limits=1)
+    configure_server_process()
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     db.upgrade()
     ensure_admin_token(db, env_token=settings.admin_token, token_file=settings.token_file)

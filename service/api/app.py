@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi.concurrency import run_in_threadpool
-from threadpoolctl import threadpool_limits
 
 from service import __version__
 from service.api import dashboard, events, insights, objectives, studies, tokens, trials, workers
@@ -22,6 +21,7 @@ from service.config import Settings
 from service.lifecycle import TrialLifecycle
 from service.scheduling import LeasePolicy, Scheduler
 from service.schemas import Health
+from service.serving import configure_server_process
 from service.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,5 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 def create_app_from_env() -> FastAPI:
     """Entry point for `uvicorn --factory service.api.app:create_app_from_env` and for each
     process of `tunesmith serve --http-workers N`."""
-    # As in `tunesmith serve`: concurrency comes from requests, not from BLAS threads.
-    threadpool_limits(limits=1)
+    configure_server_process()
     return create_app(Settings())
