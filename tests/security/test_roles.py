@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from service.api.app import create_app
+from service.config import Settings
 from service.store.models import Role
 from tests.security.conftest import Seeded
 from tests.support import ServerProcess, cli_command
@@ -215,6 +219,32 @@ def test_tokens_are_stored_hashed(seeded: Seeded) -> None:
 
 
 @pytest.mark.slow
+def test_another_server_process_refuses_a_revoked_token_within_the_cache_time(
+    tmp_path: Path,
+) -> None:
+    """Two apps on one database stand for two server processes: the one that did not revoke
+    trusts its cached check for at most `token_cache_seconds`."""
+    common = {
+        "database_url": f"sqlite:///{tmp_path / 'two.db'}",
+        "admin_token": "two-process-admin",
+        "token_file": tmp_path / "token",
+        "artifact_dir": tmp_path / "artifacts",
+        "token_cache_seconds": 0.5,
+    }
+    admin = {"Authorization": "Bearer two-process-admin"}
+    with (
+        TestClient(create_app(Settings(**common))) as first,
+        TestClient(create_app(Settings(**common))) as second,
+    ):
+        created = first.post(f"{P}/tokens", json={"name": "t", "role": "viewer"}, headers=admin)
+        mine = {"Authorization": f"Bearer {created.json()['token']}"}
+        assert second.get(f"{P}/studies", headers=mine).status_code == 200  # now cached there
+        assert first.delete(f"{P}/tokens/{created.json()['id']}", headers=admin).status_code == 200
+        assert first.get(f"{P}/studies", headers=mine).status_code == 401
+        time.sleep(0.6)
+        assert second.get(f"{P}/studies", headers=mine).status_code == 401
+
+
 def test_token_cli_create_list_revoke(server: ServerProcess) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
