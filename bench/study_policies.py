@@ -10,7 +10,8 @@ stop: the same study twice, with and without `stopping` (EI-based rule plus pati
 suggestion sequence is identical until the rule fires, so the difference is what stopping
 early cost. warm: a source study on a shifted (3% of the box) and rescaled (2f + 1) version of
 the function, then a cold and a warm-started study on the function itself; the table gives
-how many trials the warm study needed to reach the cold study's final best.
+how many trials the warm study needed to reach the cold study's final best, each seed's
+ratio, and both studies' final log10 regret.
 """
 
 from __future__ import annotations
@@ -144,13 +145,15 @@ def bench_stop(problem_names: list[str], seeds: int, workdir: Path) -> list[str]
 def bench_warm(problem_names: list[str], seeds: int, workdir: Path) -> list[str]:
     rows = [
         "| function | budget | cold: trials to its final best (median) | warm: trials to the "
-        "cold final best (median) | ratio warm/cold (median) | warm reached it |",
-        "|---|---|---|---|---|---|",
+        "cold final best (median) | ratio warm/cold (median) | warm reached it | ratio per seed "
+        "| log10 regret at the end, cold / warm (median) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     table = problems()
     for name in problem_names:
         problem = table[name]
         cold_n, warm_n, ratios, reached = [], [], [], 0
+        cold_r, warm_r = [], []
         for seed in range(seeds):
             runner = Runner(workdir / f"warm-{name}-{seed}")
             source, _ = runner.study(problem, _shifted(problem), seed + 100)
@@ -164,11 +167,14 @@ def bench_warm(problem_names: list[str], seeds: int, workdir: Path) -> list[str]
             cold_n.append(cold_first)
             warm_n.append(warm_first)
             ratios.append(warm_first / cold_first)
+            cold_r.append(log_regret(cold[-1], problem.f_opt))
+            warm_r.append(log_regret(warm[-1], problem.f_opt))
             runner.db.dispose()
         rows.append(
             f"| {name} | {problem.budget} | {statistics.median(cold_n):.0f} | "
             f"{statistics.median(warm_n):.0f} | {statistics.median(ratios):.2f} | "
-            f"{reached}/{seeds} |"
+            f"{reached}/{seeds} | {' '.join(f'{r:.2f}' for r in ratios)} | "
+            f"{statistics.median(cold_r):.2f} / {statistics.median(warm_r):.2f} |"
         )
         print(rows[-1], file=sys.stderr, flush=True)
     return rows

@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session
 
 from service.errors import Conflict
 from service.optimizer import Observation, StrategySpec, SuggestRequest, get_strategy
-from service.optimizer.gp_strategy import default_n_initial
 from service.space import SearchSpace
 from service.stopping import (
     StoppingSpec,
@@ -44,14 +43,13 @@ from service.store.models import (
     Worker,
     utcnow,
 )
-from service.warm_start import prior_observations
+from service.warm_start import prior_studies
 
 log = logging.getLogger(__name__)
 
 MAX_WARNINGS = 20
 MODEL_BASED = frozenset({"gp", "tpe", "skopt"})
 MODEL_FREE = frozenset({"random", "sobol"})
-PRIORS_MARK = "warm_start_priors"
 
 
 @dataclass(frozen=True)
@@ -130,27 +128,18 @@ def new_trials(session: Session, study: Study, count: int) -> list[Trial]:
     pending = [t.params for t in trials if not TrialState(t.state).is_finished()]
     observations = [_observation(t) for t in finished]
     own_values = [o.value for o in observations if o.value is not None]
-    # Earlier studies inform only the first `n_initial` trials: in place of a space-filling
-    # design. After that the study's own data rules, so a shifted optimum is refined on the
-    # real function instead of being blurred by prior points (see bench/study_policies.py).
-    n_initial = spec.n_initial or default_n_initial(space)
-    use_priors = len(finished) + len(pending) < n_initial
-    priors = prior_observations(session, study, space, own_values) if use_priors else []
-    state = dict(study.strategy_state or {})
-    if priors:
-        state[PRIORS_MARK] = True
-    elif state.pop(PRIORS_MARK, False):
-        # The cached model was fitted with the earlier studies' points: start afresh.
-        state = {}
     request = SuggestRequest(
         space=space,
         direction=study.direction,  # type: ignore[arg-type]
         spec=spec,
-        observations=[*priors, *observations],
+        observations=observations,
         pending=pending,
         count=count,
         seed=trial_seed(spec.seed if spec.seed is not None else study.seed, n_trials),
-        state=state,
+        state=study.strategy_state or {},
+        # Earlier studies (warm start), for the whole study: the strategy models them as a
+        # prior, apart from this study's own observations (service/optimizer/transfer.py).
+        prior=prior_studies(session, study, space),
     )
     result = strategy.suggest(request)
     study.strategy_state = result.state

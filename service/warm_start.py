@@ -1,23 +1,32 @@
 """Warm start: a new study learns from earlier studies of the same objective.
 
-Two mechanisms, both measured in bench/warm_start.py:
+Two mechanisms, measured by `python bench/study_policies.py warm` (the earlier study ran on a
+shifted and rescaled version of the function):
 1. Seeding: the best `n_seed` distinct configurations of the earlier studies that fit the
-   new space are queued first (as Vizier and Optuna users do by hand with enqueue).
-2. Prior observations: while the new study is in its initial design (fewer than `n_initial`
-   trials), every completed trial of the earlier studies whose configuration fits the new
-   space is given to the optimizer as an observation, so the first model-based suggestions
-   already aim at the region that was good before. Values are standardized
-   per earlier study and mapped onto the new study's scale once it has two finite values of
-   its own, so a shifted or rescaled objective (another dataset, another epoch count) still
-   transfers its shape. Configurations outside the new space (a parameter missing, a value out
-   of range or no longer a choice) are left out; parameters the new space adds are fixed-only.
+   new space are queued first (as Vizier and Optuna users do by hand with enqueue), so the
+   first trial already lands where the earlier study ended.
+2. A prior for the model, for the whole study: `prior_studies` hands every completed,
+   finite trial of the earlier studies whose configuration fits the new space to the strategy
+   as `SuggestRequest.prior`, one list per study, values raw. They are never mixed into the
+   study's observations: an earlier study measured a related but different function (another
+   dataset, another epoch count), so its values sit on another scale and its optimum may have
+   moved. The gp strategy fits them as a stack of GPs and models the new study's values as a
+   residual over that prior mean, with the prior scaled and offset onto the new values by
+   least squares and the model's uncertainty moving from the prior's to the study's own as
+   its trials accumulate (service/optimizer/transfer.py, after Google Vizier's transfer
+   learning).
+   It skips the space-filling design: after the seeds it is model-based at once. tpe and
+   skopt see the earlier trials as extra observations during their initial design only.
+Configurations outside the new space (a parameter missing, a value out of range or no longer
+a choice) are left out; parameters the new space adds are fixed-only. Failed, pruned and
+non-finite earlier trials are left out: their values say nothing reliable about the function.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -67,18 +76,29 @@ def _fitting(space: SearchSpace, params: dict[str, Any]) -> dict[str, Any] | Non
         return None
 
 
-def _source_trials(session: Session, source_ids: Sequence[int]) -> dict[int, list[Trial]]:
-    rows = session.scalars(
-        select(Trial).where(
+@dataclass(frozen=True)
+class _EarlierTrial:
+    params: dict[str, Any]
+    value: float
+
+
+def _source_trials(session: Session, source_ids: Sequence[int]) -> dict[int, list[_EarlierTrial]]:
+    """Completed trials with finite values per study, in trial order (the model subsamples
+    large studies with a seeded generator, so the order must not vary between calls). Only
+    the columns needed are read: this runs on every suggestion of a warm study."""
+    rows = session.execute(
+        select(Trial.study_id, Trial.params, Trial.value)
+        .where(
             Trial.study_id.in_(list(source_ids)),
             Trial.state == TrialState.COMPLETE.value,
             Trial.value.is_not(None),
         )
+        .order_by(Trial.study_id, Trial.number)
     ).all()
-    out: dict[int, list[Trial]] = {i: [] for i in source_ids}
-    for t in rows:
-        if t.value is not None and math.isfinite(t.value):
-            out[t.study_id].append(t)
+    out: dict[int, list[_EarlierTrial]] = {i: [] for i in source_ids}
+    for study_id, params, value in rows:
+        if value is not None and math.isfinite(value):
+            out[study_id].append(_EarlierTrial(params, float(value)))
     return out
 
 
@@ -90,7 +110,7 @@ def seed_configs(
         return []
     trials = [t for ts in _source_trials(session, source_ids).values() for t in ts]
     sign = 1.0 if direction == "minimize" else -1.0
-    trials.sort(key=lambda t: sign * float(t.value or 0.0))
+    trials.sort(key=lambda t: sign * t.value)
     out: list[dict[str, Any]] = []
     seen: set[tuple[Any, ...]] = set()
     for t in trials:
@@ -104,27 +124,19 @@ def seed_configs(
     return out
 
 
-def prior_observations(
-    session: Session, study: Study, space: SearchSpace, own_values: Sequence[float]
-) -> list[Observation]:
-    """Earlier studies' completed trials as observations on this study's scale."""
+def prior_studies(session: Session, study: Study, space: SearchSpace) -> list[list[Observation]]:
+    """The earlier studies' completed trials that fit `space`, one list per study, oldest
+    study first (the transfer model stacks later studies over earlier ones, closest to the
+    new one on top), values raw: each study is on its own scale, the model maps them."""
     if not study.warm_start:
         return []
-    source_ids = [int(i) for i in study.warm_start.get("studies", [])]
-    own = [v for v in own_values if math.isfinite(v)]
-    target = (statistics.fmean(own), statistics.pstdev(own) or 1.0) if len(own) >= 2 else None
-    out: list[Observation] = []
+    source_ids = sorted({int(i) for i in study.warm_start.get("studies", [])})
+    out: list[list[Observation]] = []
     for trials in _source_trials(session, source_ids).values():
-        values = [float(t.value) for t in trials if t.value is not None]
-        if not values:
-            continue
-        mean, std = statistics.fmean(values), statistics.pstdev(values) or 1.0
+        observations = []
         for t in trials:
             config = _fitting(space, t.params)
-            if config is None or t.value is None:
-                continue
-            value = float(t.value)
-            if target is not None:
-                value = target[0] + (value - mean) / std * target[1]
-            out.append(Observation(params=config, value=value, state="complete"))
+            if config is not None:
+                observations.append(Observation(params=config, value=t.value, state="complete"))
+        out.append(observations)
     return out

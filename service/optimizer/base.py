@@ -78,6 +78,15 @@ class Observation:
 
 @dataclass(frozen=True)
 class SuggestRequest:
+    """One call's input. `observations` and `pending` are this study's trials only.
+
+    `prior` holds earlier studies' finished trials (warm start), one sequence per study,
+    oldest first, with raw values in this study's direction: they are another function's
+    values (another dataset, another scale), so they never mix with `observations`. The gp
+    strategy builds a transfer model from them (service/optimizer/transfer.py); tpe and skopt
+    see them as extra observations during their initial design; random and sobol ignore them.
+    """
+
     space: SearchSpace
     direction: Direction
     spec: StrategySpec
@@ -86,6 +95,7 @@ class SuggestRequest:
     count: int
     seed: int
     state: Mapping[str, Any] = field(default_factory=dict)
+    prior: Sequence[Sequence[Observation]] = ()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ priors (MAP), all in log space:
 The priors keep the fit sensible with 1 to 5 points. Cholesky adds jitter (growing tenfold, at
 most 6 times) when K + noise I is not numerically positive definite. Only `fit` and
 `GaussianProcess.__init__` cost O(n^3); prediction costs O(m n^2), conditioning on k pending
-points O(k n^2).
+points O(k n^2), `with_targets` (same kernel, other y) O(n^2), and a `PosteriorMean` (the mean
+alone, for the lower levels of a warm-start prior) O(m n d).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_solve, lapack
@@ -116,10 +117,26 @@ def safe_cholesky(K: np.ndarray) -> np.ndarray:
 
 def _inverse_from_cholesky(L: np.ndarray) -> np.ndarray:
     """(L L^T)^-1 by LAPACK potri (a third of the work of solving against the identity)."""
+    if not len(L):
+        # A transfer model's residual GP before the study's first value: potri rejects n = 0.
+        return np.zeros((0, 0))
     inv, info = lapack.dpotri(L, lower=1)
     if info != 0:
         return cho_solve((L, True), np.eye(len(L)))
     return np.tril(inv) + np.tril(inv, -1).T
+
+
+class Surrogate(Protocol):
+    """What the acquisition maximizer needs from a model: a GP, or a transfer model whose mean
+    adds a prior from earlier studies (service/optimizer/transfer.py)."""
+
+    def predict(self, Xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def predict_with_grad(
+        self, Xq: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+
+    def condition_on_pending(self, Xp: np.ndarray) -> Surrogate: ...
 
 
 class GaussianProcess:
@@ -141,9 +158,27 @@ class GaussianProcess:
         self.y = y
         K = matern52(X, X, self.lengthscales, self.signal) + self.noise * np.eye(len(X))
         L = safe_cholesky(K)
+        self.chol = L
         self.alpha = cho_solve((L, True), y)
         self.X_var = X
         self.K_inv = _inverse_from_cholesky(L)
+
+    def solve(self, B: np.ndarray) -> np.ndarray:
+        """(K + noise I)^-1 B over the observed points, from the stored Cholesky factor."""
+        return cho_solve((self.chol, True), B)
+
+    def posterior_mean(self) -> PosteriorMean:
+        """The mean over the observed points only (pending points never move the mean)."""
+        return PosteriorMean(self.X, self.alpha, self.lengthscales, self.signal)
+
+    def with_targets(self, y: np.ndarray) -> GaussianProcess:
+        """The same inputs and kernel with other targets, in O(n^2): the transfer model refits
+        its residuals after re-estimating how the prior maps onto the study's values."""
+        out = object.__new__(GaussianProcess)
+        out.__dict__.update(self.__dict__)
+        out.y = y
+        out.alpha = self.solve(y)
+        return out
 
     def condition_on_pending(self, Xp: np.ndarray) -> GaussianProcess:
         if len(Xp) == 0:
@@ -186,7 +221,35 @@ class GaussianProcess:
         return mean, std, dmean, dvar / (2.0 * std[:, None])
 
 
-def _neg_log_posterior(theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+class PosteriorMean:
+    """The mean alone of a GP posterior (`GaussianProcess.posterior_mean`).
+
+    Lower levels of a transfer prior are only asked for their mean, at O(m n d) per query
+    instead of the O(m n^2) of a variance, and with its gradient for the maximizer.
+    """
+
+    def __init__(self, X: np.ndarray, alpha: np.ndarray, lengthscales: np.ndarray, signal: float):
+        self.X = X
+        self.alpha = alpha
+        self.lengthscales = lengthscales
+        self.signal = signal
+
+    def mean(self, Xq: np.ndarray) -> np.ndarray:
+        return matern52(Xq, self.X, self.lengthscales, self.signal) @ self.alpha
+
+    def mean_with_grad(self, Xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The mean and its gradient with respect to each query point: (m,), (m, d)."""
+        r = _distance(Xq, self.X, self.lengthscales)
+        e = np.exp(-_SQRT5 * r)
+        Kv = self.signal * (1.0 + _SQRT5 * r + (5.0 / 3.0) * r * r) * e
+        Ca = -(5.0 / 3.0) * self.signal * (1.0 + _SQRT5 * r) * e * self.alpha[None, :]
+        dmean = (Xq * Ca.sum(1)[:, None] - Ca @ self.X) / self.lengthscales**2
+        return Kv @ self.alpha, dmean
+
+
+def _neg_log_posterior(
+    theta: np.ndarray, X: np.ndarray, y: np.ndarray, ls_centre: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
     n, d = X.shape
     ls = np.exp(theta[:d])
     signal, noise = math.exp(theta[d]), math.exp(theta[d + 1])
@@ -205,19 +268,29 @@ def _neg_log_posterior(theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple
     grad[d + 1] = -0.5 * noise * float(np.trace(G))
 
     mu_l, s_l = _lengthscale_prior(d)
-    nlp = 0.5 * float((((theta[:d] - mu_l) / s_l) ** 2).sum())
+    centre = mu_l if ls_centre is None else ls_centre
+    nlp = 0.5 * float((((theta[:d] - centre) / s_l) ** 2).sum())
     nlp += 0.5 * float((theta[d] - _SIGNAL_PRIOR[0]) / _SIGNAL_PRIOR[1]) ** 2
     nlp += 0.5 * float((theta[d + 1] - _NOISE_PRIOR[0]) / _NOISE_PRIOR[1]) ** 2
-    grad[:d] += (theta[:d] - mu_l) / s_l**2
+    grad[:d] += (theta[:d] - centre) / s_l**2
     grad[d] += (theta[d] - _SIGNAL_PRIOR[0]) / _SIGNAL_PRIOR[1] ** 2
     grad[d + 1] += (theta[d + 1] - _NOISE_PRIOR[0]) / _NOISE_PRIOR[1] ** 2
     return nll + nlp, grad
 
 
 def fit_params(
-    X: np.ndarray, y: np.ndarray, *, starts: Sequence[GPParams], max_iter: int = 200
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    starts: Sequence[GPParams],
+    max_iter: int = 200,
+    lengthscale_centre: Sequence[float] | None = None,
 ) -> GPParams | None:
     """MAP hyperparameters by L-BFGS-B from each start; the best wins.
+
+    `lengthscale_centre` moves the centre of the log-lengthscale prior (same spread): a
+    warm-started study's residual GP centres it on the lengthscales the earlier study's GP
+    learned (service/optimizer/transfer.py).
 
     Returns None when every start fails (non-finite objective, Cholesky failure): the caller
     then keeps its previous parameters or the prior mode (see `GPParams.default`).
@@ -226,6 +299,7 @@ def fit_params(
     bounds = [_LOG_L_BOUNDS] * d + [_LOG_SIGNAL_BOUNDS, _LOG_NOISE_BOUNDS]
     lo = np.array([b[0] for b in bounds])
     hi = np.array([b[1] for b in bounds])
+    ls_centre = None if lengthscale_centre is None else np.array(lengthscale_centre)
     best: tuple[float, np.ndarray] | None = None
     for start in starts:
         theta0 = np.clip(start.theta, lo, hi)
@@ -234,7 +308,7 @@ def fit_params(
                 res = minimize(
                     _neg_log_posterior,
                     theta0,
-                    args=(X, y),
+                    args=(X, y, ls_centre),
                     jac=True,
                     method="L-BFGS-B",
                     bounds=bounds,

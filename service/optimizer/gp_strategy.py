@@ -20,6 +20,16 @@ Rules:
 - Pending trials and `count` > 1: every pending or already chosen point conditions the GP's
   variance with its mean unchanged (kriging believer == GP-BUCB); for EI/PI the incumbent
   also rises to the believed values.
+- Warm start (`request.prior` holds earlier studies with usable trials): the model is the
+  transfer model of `transfer.py` for the whole study, a residual GP over the earlier
+  studies' prior mean. No Sobol design: the prior has located the good region, so every
+  suggestion is model-based (the best earlier configurations are enqueued first by the
+  scheduler). The rank warp of the study's own values waits for `2 * n_initial` of them:
+  the first trials cluster around the prior's optimum, and warping their tiny differences
+  into the whole output range made the residual GP read them as noise. The maximizer's local
+  candidates also perturb the earlier studies' best points; before the first own value the
+  incumbent is the prior's best prediction. The earlier levels' hyperparameters live in
+  `state["prior_gp"]`.
 - `auto`: GP-Hedge (Hoffman et al., 2011) over UCB, PI and EI. Each arm nominates a point
   (the chosen arm after L-BFGS-B, the others from the shared candidate pool); the choice is a
   softmax over gains (rate `hedge_eta` = 0.1: skopt's 1.0 locks onto the greediest arm
@@ -37,7 +47,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -50,13 +60,15 @@ from service.optimizer.base import (
     SuggestRequest,
     SuggestResult,
 )
-from service.optimizer.gp import GaussianProcess, GPParams, fit_params
+from service.optimizer.gp import GaussianProcess, GPParams, Surrogate, fit_params
 from service.optimizer.maximize import CandidatePool, build_pool, maximize
 from service.optimizer.sampling import (
     RandomStrategy,
     SobolStrategy,
     seen_keys,
 )
+from service.optimizer.transfer import PriorStack, Source, TransferGP, first_residuals, fit_prior
+from service.optimizer.transfer import sources as prior_sources
 from service.optimizer.warping import OutputWarp
 from service.space import SearchSpace
 
@@ -88,6 +100,7 @@ class GPStrategy:
         refit_divisor: int = 16,
         fit_cap: int = 200,
         predict_cap: int = 2000,
+        prior_cap: int = 500,
         hedge_eta: float = 0.1,
     ) -> None:
         self.n_candidates = n_candidates
@@ -96,6 +109,7 @@ class GPStrategy:
         self.refit_divisor = refit_divisor
         self.fit_cap = fit_cap
         self.predict_cap = predict_cap
+        self.prior_cap = prior_cap
         self.hedge_eta = hedge_eta
 
     def suggest(self, request: SuggestRequest) -> SuggestResult:
@@ -103,7 +117,14 @@ class GPStrategy:
         n_initial = request.spec.n_initial or default_n_initial(space)
         n_trials = len(request.observations) + len(request.pending)
         has_value = any(_value(o) is not None for o in request.observations)
-        n_sobol = min(request.count, max(0, n_initial - n_trials)) if has_value else request.count
+        earlier = prior_sources(request, cap=self.prior_cap)
+        if earlier:
+            # The prior has located the good region: no space-filling design.
+            n_sobol = 0
+        elif has_value:
+            n_sobol = min(request.count, max(0, n_initial - n_trials))
+        else:
+            n_sobol = request.count
         state: dict[str, Any] = dict(request.state)
         out: list[Suggestion] = []
         warnings: list[str] = []
@@ -115,7 +136,7 @@ class GPStrategy:
             pending = [*request.pending, *(s.params for s in out)]
             rest = replace(request, count=request.count - n_sobol, pending=pending)
             try:
-                result = self._suggest_gp(rest, state)
+                result = self._suggest_gp(rest, state, earlier, n_initial)
             except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
                 logger.warning("GP suggestion failed, using random search: %s", exc)
                 result = RandomStrategy().suggest(rest)
@@ -127,17 +148,39 @@ class GPStrategy:
 
     # ---- the GP step ------------------------------------------------------------------------
 
-    def _suggest_gp(self, request: SuggestRequest, state: Mapping[str, Any]) -> SuggestResult:
+    def _suggest_gp(
+        self,
+        request: SuggestRequest,
+        state: Mapping[str, Any],
+        earlier: list[Source],
+        n_initial: int,
+    ) -> SuggestResult:
         space, spec = request.space, request.spec
         rng = np.random.default_rng(request.seed)
-        data = self._data(request, rng)
-        params, fit_state, warnings = self._params(data, state, rng, len(request.observations))
-        gp = GaussianProcess(data.X, data.y, params)
+        n_obs = len(request.observations)
+        # A warm study's first trials cluster around the prior's optimum by design; the rank
+        # warp would take their tiny differences for the whole range of the objective (the
+        # residual GP then calls them noise), so it waits for twice a cold design's values.
+        rank_warp = spec.output_warping and (not earlier or n_obs >= 2 * n_initial)
+        data = self._data(request, rng, rank_warp=rank_warp)
+        new_state: dict[str, Any] = {}
+        gp: Surrogate
+        if earlier:
+            prior, new_state["prior_gp"] = fit_prior(
+                earlier, state.get("prior_gp"), fit_cap=self.fit_cap
+            )
+            gp, fit_state, warnings = self._transfer(data, prior, state, rng, n_obs)
+            prior_top = np.vstack([s.top for s in earlier])
+        else:
+            params, fit_state, warnings = self._params(data, state, rng, n_obs)
+            gp = GaussianProcess(data.X, data.y, params)
+            prior_top = np.zeros((0, space.dim))
         pending_X = (
             space.encode_many(request.pending) if request.pending else np.zeros((0, space.dim))
         )
         gp_var = gp.condition_on_pending(pending_X)
-        best = float(data.y.max())
+        # Before the study's first value (warm start), the bar is the prior's best prediction.
+        best = float(data.y.max()) if len(data.y) else float(gp.predict(prior_top)[0].max())
         if len(pending_X):
             best = max(best, float(gp.predict(pending_X)[0].max()))
 
@@ -146,14 +189,15 @@ class GPStrategy:
         if auto:
             hedge.update_gains(gp)
         top = np.argsort(-data.y)[: min(5, len(data.y))]
+        incumbents = np.vstack([data.X[top], prior_top])
         seen = seen_keys(request)
         # Scoring m candidates costs O(m n^2): past n ~ 200 the pool shrinks (to 256 at least).
-        n_candidates = int(np.clip(2e5 / len(data.y), 256, self.n_candidates))
+        n_candidates = int(np.clip(2e5 / max(len(data.y), 1), 256, self.n_candidates))
         n_candidates = 1 << (n_candidates.bit_length() - 1)
         suggestions: list[Suggestion] = []
         for _ in range(request.count):
             pool = build_pool(
-                space, gp_var, incumbents=data.X[top], rng=rng, n_candidates=n_candidates
+                space, gp_var, incumbents=incumbents, rng=rng, n_candidates=n_candidates
             )
             name = hedge.choose(rng, self.hedge_eta) if auto else spec.acquisition
             acq = Acquisition(AcquisitionName(name), beta=spec.beta, xi=spec.xi, best=best)
@@ -172,18 +216,18 @@ class GPStrategy:
             if len(suggestions) < request.count:
                 gp_var = gp_var.condition_on_pending(pick.x[None, :])
                 best = max(best, pick.mean)
-        new_state: dict[str, Any] = {"gp": fit_state}
+        new_state["gp"] = fit_state
         if auto:
             new_state["hedge"] = hedge.to_state()
         return SuggestResult(suggestions, state=new_state, warnings=warnings)
 
-    def _data(self, request: SuggestRequest, rng: np.random.Generator) -> _Data:
+    def _data(self, request: SuggestRequest, rng: np.random.Generator, *, rank_warp: bool) -> _Data:
         space = request.space
         sign = 1.0 if request.direction == "maximize" else -1.0
         obs = list(request.observations)
         values = np.array([sign * v if (v := _value(o)) is not None else np.nan for o in obs])
         X = space.encode_many(o.params for o in obs)
-        warp = OutputWarp.fit(values, rank_warp=request.spec.output_warping)
+        warp = OutputWarp.fit(values, rank_warp=rank_warp)
         y = warp.y
         if len(y) > self.predict_cap:
             keep_best = np.argsort(-y)[: self.predict_cap // 4]
@@ -193,10 +237,42 @@ class GPStrategy:
             X, y = X[idx], y[idx]
         return _Data(X, y, warp)
 
+    def _transfer(
+        self,
+        data: _Data,
+        prior: PriorStack,
+        state: Mapping[str, Any],
+        rng: np.random.Generator,
+        n_obs: int,
+    ) -> tuple[TransferGP, dict[str, Any], list[str]]:
+        """The warm-start model: the study's values as a residual over the earlier studies'.
+
+        The residual GP's hyperparameters follow the same refit schedule as a cold study's
+        GP (on the residuals), with the lengthscale prior centred on the earlier study's;
+        before the study's first value there is nothing to fit and they stay at that centre.
+        """
+        centre = prior.lengthscale_centre()
+        if not len(data.y):
+            params = replace(GPParams.default(data.X.shape[1]), log_lengthscales=centre)
+            return TransferGP.fit(prior, data.X, data.y, params), {}, []
+        residuals = replace(data, y=first_residuals(prior, data.X, data.y))
+        params, fit_state, warnings = self._params(residuals, state, rng, n_obs, centre)
+        return TransferGP.fit(prior, data.X, data.y, params), fit_state, warnings
+
     def _params(
-        self, data: _Data, state: Mapping[str, Any], rng: np.random.Generator, n_obs: int
+        self,
+        data: _Data,
+        state: Mapping[str, Any],
+        rng: np.random.Generator,
+        n_obs: int,
+        lengthscale_centre: Sequence[float] | None = None,
     ) -> tuple[GPParams, dict[str, Any], list[str]]:
+        """Hyperparameters per the refit schedule. `lengthscale_centre` (warm start) moves the
+        lengthscale prior, and the start that is otherwise the prior mode."""
         d = data.X.shape[1]
+        mode = GPParams.default(d)
+        if lengthscale_centre is not None:
+            mode = replace(mode, log_lengthscales=tuple(lengthscale_centre))
         stored = state.get("gp") if isinstance(state.get("gp"), Mapping) else None
         previous = GPParams.from_state(stored, d) if stored else None
         fitted_at = int(stored.get("n_fit", 0)) if stored else 0
@@ -207,11 +283,11 @@ class GPStrategy:
         if len(y) > self.fit_cap:
             idx = rng.choice(len(y), size=self.fit_cap, replace=False)
             X, y = X[idx], y[idx]
-        starts = [GPParams.default(d)] if previous is None else [previous, GPParams.default(d)]
-        fitted = fit_params(X, y, starts=starts)
+        starts = [mode] if previous is None else [previous, mode]
+        fitted = fit_params(X, y, starts=starts, lengthscale_centre=lengthscale_centre)
         warnings: list[str] = []
         if fitted is None:
-            fitted = previous or GPParams.default(d)
+            fitted = previous or mode
             warnings.append("GP hyperparameter fit failed; reused the previous/default kernel")
             logger.warning("GP hyperparameter fit failed on %d points", len(y))
         return fitted, {**fitted.to_state(), "n_fit": n_obs}, warnings
@@ -276,7 +352,7 @@ class _Hedge:
                     nominees.append({"arm": n["arm"], "x": [float(v) for v in n["x"]]})
         return cls(gains, nominees, dim)
 
-    def update_gains(self, gp: GaussianProcess) -> None:
+    def update_gains(self, gp: Surrogate) -> None:
         if not self.nominees:
             return
         X = np.array([n["x"] for n in self.nominees])

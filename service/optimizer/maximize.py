@@ -28,7 +28,7 @@ from scipy.optimize import minimize
 from scipy.stats import qmc
 
 from service.optimizer.acquisition import Acquisition
-from service.optimizer.gp import GaussianProcess
+from service.optimizer.gp import Surrogate
 from service.space import SearchSpace
 
 
@@ -55,7 +55,7 @@ class CandidatePool:
 
 def build_pool(
     space: SearchSpace,
-    gp: GaussianProcess,
+    gp: Surrogate,
     *,
     incumbents: np.ndarray,
     rng: np.random.Generator,
@@ -101,7 +101,7 @@ def free_columns(space: SearchSpace) -> np.ndarray:
 
 def maximize(
     space: SearchSpace,
-    gp: GaussianProcess,
+    gp: Surrogate,
     acq: Acquisition,
     pool: CandidatePool,
     *,
@@ -134,7 +134,7 @@ def maximize(
 
 
 def _lbfgs(
-    gp: GaussianProcess, acq: Acquisition, starts: np.ndarray, free: np.ndarray, max_iter: int
+    gp: Surrogate, acq: Acquisition, starts: np.ndarray, free: np.ndarray, max_iter: int
 ) -> np.ndarray:
     s, f = len(starts), len(free)
     base = starts.copy()

@@ -9,7 +9,9 @@ configuration is replaced by a uniformly random unseen one.
 
 Value mapping: failed trials are FAIL for Optuna (it ignores them) and the worst value for
 skopt (it cannot); pruned trials are PRUNED with their last value at their last step for
-Optuna, and complete with that value for skopt.
+Optuna, and complete with that value for skopt. Warm start: neither peer has a transfer
+model, so earlier studies' trials join the observations during the first `n_initial` trials
+only, mapped onto the study's scale (`transfer.with_initial_prior`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from typing import Any
 import numpy as np
 
 from service.optimizer.base import AcquisitionName, Suggestion, SuggestRequest, SuggestResult
+from service.optimizer.gp_strategy import default_n_initial
 from service.optimizer.sampling import RandomStrategy, seen_keys
+from service.optimizer.transfer import with_initial_prior
 from service.space import CategoricalParam, FixedParam, FloatParam, IntParam, SearchSpace
 
 
@@ -80,6 +84,7 @@ class TPEStrategy:
         from optuna.trial import TrialState, create_trial
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        request = _with_prior(request)
         space = request.space
         dists = optuna_distributions(space)
         with warnings.catch_warnings():
@@ -128,6 +133,7 @@ class SkoptStrategy:
     def suggest(self, request: SuggestRequest) -> SuggestResult:
         from skopt import Optimizer
 
+        request = _with_prior(request)
         space = request.space
         dims, names = _skopt_dimensions(space)
         spec = request.spec
@@ -163,6 +169,10 @@ class SkoptStrategy:
             points = opt.ask(n_points=request.count) if request.count > 1 else [opt.ask()]
         configs = [_from_skopt(space, names, x) for x in points]
         return _dedupe(request, configs, "skopt")
+
+
+def _with_prior(request: SuggestRequest) -> SuggestRequest:
+    return with_initial_prior(request, request.spec.n_initial or default_n_initial(request.space))
 
 
 def _fixed(space: SearchSpace) -> dict[str, Any]:

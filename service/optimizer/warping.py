@@ -13,7 +13,7 @@ Rules, applied in order (in the spirit of Vizier's output warper):
 
 `to_original` maps a prediction (mean, std) in warped units back to the input units, by
 piecewise-linear interpolation of the monotone warp (linear extrapolation above the best
-value, where the warp is affine).
+value, where the warp is affine); NaN when there were no values (nothing sets the scale).
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ class OutputWarp:
     @classmethod
     def fit(cls, values: np.ndarray, *, rank_warp: bool = True) -> OutputWarp:
         v = np.asarray(values, dtype=float).copy()
+        if not len(v):
+            return cls(y=v, original=v, scale=1.0)
         finite = np.isfinite(v)
         if finite.any():
             lo, hi = float(v[finite].min()), float(v[finite].max())
@@ -55,6 +57,9 @@ class OutputWarp:
         return cls(y=(w - mean) / std, original=v, scale=std)
 
     def to_original(self, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not len(self.y):
+            # No value of the study's own yet (a warm start's first suggestion): no scale.
+            return np.full_like(mean, np.nan), np.full_like(std, np.nan)
         order = np.argsort(self.y, kind="stable")
         ys, vs = self.y[order], self.original[order]
         ys, idx = np.unique(ys, return_index=True)
