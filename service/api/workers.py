@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Path, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from service.api.deps import ContextDep, Reader, WorkerRole
-from service.api.errors import ERROR_RESPONSES
+from service.api.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND
 from service.api.views import trial_leased, worker_public
 from service.scheduling import Lease
 from service.schemas import LeasePublic, LeaseRequest, WorkersPublic
@@ -23,7 +23,11 @@ WorkerId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0
     "/{worker_id}/lease",
     operation_id="lease_trial",
     response_model=LeasePublic,
-    responses={204: {"description": "Nothing to do now; back off and ask again"}},
+    responses={
+        204: {"description": "Nothing to do now; back off and ask again"},
+        **NOT_FOUND,
+        **CONFLICT,
+    },
 )
 async def lease(
     worker_id: WorkerId,

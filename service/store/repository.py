@@ -214,12 +214,30 @@ def trial_history(session: Session, study_id: int) -> list[TrialRecord]:
     return [TrialRecord(*row) for row in rows]
 
 
-def trial_tally(session: Session, study_id: int) -> tuple[int, int]:
-    """(number of trials, next trial number) of the study, from one aggregate query."""
-    count, highest = session.execute(
-        select(func.count(), func.max(Trial.number)).where(Trial.study_id == study_id)
+@dataclass(frozen=True)
+class StudyTally:
+    """How many of a study's trials run, wait and exist, and the next trial number."""
+
+    running: int
+    queued: int
+    total: int
+    next_number: int
+
+
+def study_tally(session: Session, study_id: int) -> StudyTally:
+    """A `StudyTally` from one aggregate query (the lease path reads it under the study lock,
+    where every statement saved shortens the time other leases wait)."""
+    running, queued, total, highest = session.execute(
+        select(
+            func.count().filter(Trial.state == TrialState.RUNNING.value),
+            func.count().filter(Trial.state == TrialState.QUEUED.value),
+            func.count(),
+            func.max(Trial.number),
+        ).where(Trial.study_id == study_id)
     ).one()
-    return int(count), 0 if highest is None else int(highest) + 1
+    return StudyTally(
+        int(running), int(queued), int(total), 0 if highest is None else int(highest) + 1
+    )
 
 
 def next_trial_number(session: Session, study_id: int) -> int:
