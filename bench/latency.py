@@ -14,104 +14,25 @@ the table with the exact command to bench/results/latency.md.
 from __future__ import annotations
 
 import argparse
-import math
 import multiprocessing as mp
 import os
 import platform
 import shlex
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import numpy as np
+from servers import branin, fresh_database, running_server
 
 from service.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "latency.md"
 ADMIN_TOKEN = "bench-latency-token"
-PG_URL = os.environ.get(
-    "TUNESMITH_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 WARMUP = 5
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def database(backend: str, workdir: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{workdir / 'latency.db'}"
-        return
-    import psycopg
-
-    dsn = PG_URL.replace("postgresql+psycopg://", "postgresql://")
-    name = f"tunesmith_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
-def server(database_url: str, workdir: Path) -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "TUNESMITH_ADMIN_TOKEN": ADMIN_TOKEN,
-        "TUNESMITH_TOKEN_FILE": str(workdir / "token"),
-        "TUNESMITH_LOG_LEVEL": "warning",
-    }
-    cmd = [sys.executable, "-m", "service.cli", "serve", "--workers", "0", "--port", str(port)]
-    cmd += ["--database-url", database_url, "--artifact-dir", str(workdir / "artifacts")]
-    log = open(workdir / f"server-{port}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        cmd, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {(workdir / log.name).read_text()[-2000:]}")
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start within 60 s")
-            time.sleep(0.2)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
-
-
-def branin(x1: float, x2: float) -> float:
-    b, c, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 1 / (8 * math.pi)
-    return (x2 - b * x1**2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
 
 
 def worker_loop(
@@ -137,8 +58,8 @@ def worker_loop(
 def run_backend(backend: str, procs: int, iterations: int) -> dict[str, np.ndarray]:
     with (
         tempfile.TemporaryDirectory(prefix=f"tunesmith-latency-{backend}-") as tmp,
-        database(backend, Path(tmp)) as db_url,
-        server(db_url, Path(tmp)) as url,
+        fresh_database(backend, Path(tmp)) as db_url,
+        running_server(db_url, Path(tmp), ADMIN_TOKEN) as url,
     ):
         with Client(url, ADMIN_TOKEN) as client:
             client.create_study(
