@@ -45,12 +45,6 @@ def _check_lease(session: Session, trial: Trial, token: str, policy: LeasePolicy
         raise Conflict(f"the lease on trial {trial.id} expired")
 
 
-def _end_attempt(
-    session: Session, trial: Trial, outcome: AttemptOutcome, error: str | None
-) -> None:
-    repo.end_attempt(session, trial, outcome, error, utcnow())
-
-
 def _finish(
     session: Session,
     trial: Trial,
@@ -65,7 +59,7 @@ def _finish(
     trial.error = error
     trial.finished_at = now
     trial.lease_expires_at = None
-    _end_attempt(session, trial, AttemptOutcome(state.value), error)
+    repo.end_attempt(session, trial, AttemptOutcome(state.value), error, now)
     repo.worker_finished_trial(session, trial.worker_id, counted=True)
     maybe_finish(session, repo.get_study(session, trial.study_id))
 
@@ -132,7 +126,9 @@ class TrialLifecycle:
             if trial.state == TrialState.QUEUED.value:
                 return trial
             _check_lease(session, trial, token, self.policy)
-            _end_attempt(session, trial, AttemptOutcome.RELEASED, "released by worker")
+            repo.end_attempt(
+                session, trial, AttemptOutcome.RELEASED, "released by worker", utcnow()
+            )
             repo.worker_finished_trial(session, trial.worker_id, counted=False)
             trial.state = TrialState.QUEUED.value
             trial.lease_expires_at = None

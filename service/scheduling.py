@@ -250,12 +250,8 @@ def reap_expired(session: Session, policy: LeasePolicy, now: datetime | None = N
     expired = repo.expired_trials(session, now)
     touched: set[int] = set()
     for trial in expired:
-        attempt = repo.open_attempt(session, trial)
-        if attempt is not None:
-            attempt.outcome = AttemptOutcome.LOST.value
-            attempt.ended_at = now
-            attempt.error = f"lease expired (worker {trial.worker_id})"
-        session.flush()
+        error = f"lease expired (worker {trial.worker_id})"
+        repo.end_attempt(session, trial, AttemptOutcome.LOST, error, now)
         repo.worker_finished_trial(session, trial.worker_id, counted=False)
         study = repo.get_study(session, trial.study_id)
         lost = repo.lost_attempts(session, trial.id)

@@ -33,6 +33,7 @@ import shutil
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -167,16 +168,22 @@ class Worker:
             return None, None
 
     def _complete(self, trial: TrialLeased, value: float) -> None:
+        self._send(f"trial {trial.id}", lambda: self.client.complete(trial, value))
+
+    def _send(self, tag: str, call: Callable[[], object]) -> bool:
+        """Sends a trial's end; a failure is logged, not raised: without a result the lease
+        expires and the trial runs again, so nothing is lost. True when it arrived."""
         try:
-            self.client.complete(trial, value)
+            call()
+            return True
         except (ApiError, ServerUnavailable) as exc:
-            # Nothing is lost: without a result the lease expires and the trial runs again.
             log.warning(
-                "worker %s: trial %s: the result did not reach the server: %s",
+                "worker %s: %s: the result did not reach the server: %s",
                 self.options.worker_id,
-                trial.id,
+                tag,
                 exc,
             )
+            return False
 
     def run_trial(self, lease: LeasePublic, *, defer_complete: bool = False) -> float | None:
         """Runs one trial and sends how it ended. With `defer_complete`, a final value is
@@ -234,27 +241,19 @@ class Worker:
             kind, payload = (
                 ("value", last[-1]) if last else ("fail", "time limit reached before any report")
             )
-        try:
-            if kind == "stopped":
-                self.client.release(trial)
+        if kind == "stopped":
+            if self._send(tag, lambda: self.client.release(trial)):
                 log.info("worker %s: released %s", self.options.worker_id, tag)
-            elif kind == "value":
-                assert isinstance(payload, float)
+        elif kind == "value":
+            assert isinstance(payload, float)
+            if defer_complete:
                 log.info("worker %s: %s complete: %s", self.options.worker_id, tag, payload)
-                if defer_complete:
-                    return payload
-                self.client.complete(trial, payload)
-            else:
-                self.client.fail(trial, str(payload)[:MAX_REASON])
+                return payload
+            if self._send(tag, lambda: self.client.complete(trial, payload)):
+                log.info("worker %s: %s complete: %s", self.options.worker_id, tag, payload)
+        else:
+            if self._send(tag, lambda: self.client.fail(trial, str(payload)[:MAX_REASON])):
                 log.info("worker %s: %s failed: %s", self.options.worker_id, tag, payload)
-        except (ApiError, ServerUnavailable) as exc:
-            # Nothing is lost: without a result the lease expires and the trial runs again.
-            log.warning(
-                "worker %s: %s: the result did not reach the server: %s",
-                self.options.worker_id,
-                tag,
-                exc,
-            )
         return None
 
     def _train(self, lease: LeasePublic, ctx: TrialContext) -> tuple[str, float | str]:

@@ -292,15 +292,6 @@ def lost_attempts(session: Session, trial_id: int) -> int:
     )
 
 
-def open_attempt(session: Session, trial: Trial) -> TrialAttempt | None:
-    return session.scalar(
-        select(TrialAttempt).where(
-            TrialAttempt.trial_id == trial.id,
-            TrialAttempt.lease_token == trial.lease_token,
-        )
-    )
-
-
 def end_attempt(
     session: Session, trial: Trial, outcome: AttemptOutcome, error: str | None, now: datetime
 ) -> None:
