@@ -117,7 +117,10 @@ def export_study(db: Database, study_id: int) -> StudyDocument:
     with db.read() as session:
         study = repo.get_study(session, study_id)
         trials = repo.trials_in_states(session, study_id, list(TrialState))
-        values = repo.values_of(session, [t.id for t in trials])
+        ids = [t.id for t in trials]
+        values = repo.values_of(session, ids)
+        attempts = repo.attempts_by_trial(session, ids)
+        artifacts = repo.artifacts_by_trial(session, ids)
         exported = [
             ExportedTrial(
                 number=t.number,
@@ -143,11 +146,11 @@ def export_study(db: Database, study_id: int) -> StudyDocument:
                         started_at=a.started_at,
                         ended_at=a.ended_at,
                     )
-                    for a in repo.attempts(session, t.id)
+                    for a in attempts[t.id]
                 ],
                 artifacts=[
                     ExportedArtifact(name=a.name, content_type=a.content_type, size=a.size)
-                    for a in repo.artifacts_of(session, t.id)
+                    for a in artifacts[t.id]
                 ],
             )
             for t in trials

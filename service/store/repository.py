@@ -314,6 +314,21 @@ def attempts(session: Session, trial_id: int) -> list[TrialAttempt]:
     )
 
 
+def attempts_by_trial(
+    session: Session, trial_ids: Sequence[int]
+) -> dict[int, list[TrialAttempt]]:
+    """The attempts of many trials in one query, each trial's in order."""
+    out: dict[int, list[TrialAttempt]] = {i: [] for i in trial_ids}
+    if trial_ids:
+        for row in session.scalars(
+            select(TrialAttempt)
+            .where(TrialAttempt.trial_id.in_(list(trial_ids)))
+            .order_by(TrialAttempt.trial_id, TrialAttempt.number)
+        ):
+            out[row.trial_id].append(row)
+    return out
+
+
 def put_value(session: Session, trial_id: int, step: int, value: float) -> None:
     """Records the value at `step`; a repeated step overwrites (a retried report is harmless)."""
     row = session.get(TrialValue, (trial_id, step))
@@ -372,6 +387,19 @@ def artifacts_of(session: Session, trial_id: int) -> list[Artifact]:
             select(Artifact).where(Artifact.trial_id == trial_id).order_by(Artifact.name)
         ).all()
     )
+
+
+def artifacts_by_trial(session: Session, trial_ids: Sequence[int]) -> dict[int, list[Artifact]]:
+    """The artifacts of many trials in one query, each trial's by name."""
+    out: dict[int, list[Artifact]] = {i: [] for i in trial_ids}
+    if trial_ids:
+        for row in session.scalars(
+            select(Artifact)
+            .where(Artifact.trial_id.in_(list(trial_ids)))
+            .order_by(Artifact.trial_id, Artifact.name)
+        ):
+            out[row.trial_id].append(row)
+    return out
 
 
 def get_artifact(session: Session, trial_id: int, name: str) -> Artifact:
