@@ -48,7 +48,8 @@ from service.optimizer import (
 )
 from service.optimizer.gp_strategy import GPStrategy
 from service.optimizer.peers import optuna_distributions
-from service.space import CategoricalParam, FloatParam, IntParam, SearchSpace
+from service.params import CategoricalParam, FloatParam, IntParam
+from service.space import SearchSpace
 
 logger = logging.getLogger("bench.optimizer")
 RESULTS = Path(__file__).resolve().parent / "results"

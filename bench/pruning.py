@@ -26,11 +26,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.lifecycle import TrialLifecycle
-from service.scheduling import LeasePolicy, Scheduler
+from service.core.lifecycle import TrialLifecycle
+from service.core.scheduling import LeasePolicy, Scheduler
+from service.core.studies import create_study
 from service.schemas import StudyCreate
 from service.store.db import Database
-from service.studies import create_study
 
 MODES: dict[str, dict[str, Any] | None] = {
     "none": None,

@@ -31,13 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from optimizer import Problem, problems
 
-from service.lifecycle import TrialLifecycle
-from service.scheduling import LeasePolicy, Scheduler
+from service.core.lifecycle import TrialLifecycle
+from service.core.scheduling import LeasePolicy, Scheduler
+from service.core.studies import create_study
+from service.params import FloatParam, IntParam
 from service.schemas import StudyCreate
-from service.space import FloatParam, IntParam
 from service.store import repository as repo
 from service.store.db import Database
-from service.studies import create_study
 
 STOP_RULE = {"ei_threshold": 0.01, "ei_patience": 3, "patience": 25, "min_trials": 15}
 DEFAULT_STOP_PROBLEMS = "branin,camel6,hartmann3,mixed,lr_log,hartmann6"

@@ -325,11 +325,11 @@ def run_busy_share(backend: str, trials: int, workdir: Path) -> BusyResult:
 def profile(backend: str, trials: int, workdir: Path) -> str:
     """cProfile of Scheduler.lease + TrialLifecycle.complete called in-process (no HTTP)."""
     from service.config import Settings
-    from service.lifecycle import TrialLifecycle
-    from service.scheduling import LeasePolicy, Scheduler
+    from service.core.lifecycle import TrialLifecycle
+    from service.core.scheduling import LeasePolicy, Scheduler
+    from service.core.studies import create_study
     from service.schemas import StudyCreate
     from service.store.db import Database
-    from service.studies import create_study
 
     with fresh_database(backend, workdir) as url:
         db = Database(url)

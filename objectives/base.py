@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Direction = Literal["minimize", "maximize"]
+from service.domain import Direction
 
 
 class TrialPruned(Exception):
@@ -86,16 +86,20 @@ TrainFn = Callable[[dict[str, Any], Any, TrialContext], float]
 class Objective:
     """A registered trainer: its identity, default search space, metric and argument schema.
 
-    `space` uses the same JSON form as a study specification's `space` field.
+    `space` uses the same JSON form as a study specification's `space` field; `direction`
+    may be given as its string ("minimize" or "maximize").
     """
 
     name: str
     description: str
     metric: str
-    direction: Direction
+    direction: Direction | Literal["minimize", "maximize"]
     space: Mapping[str, Mapping[str, Any]]
     train: TrainFn | str
     args_model: type[BaseModel] = NoArgs
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "direction", Direction(self.direction))
 
     def parse_args(self, args: Mapping[str, Any] | None) -> BaseModel:
         """Validates `objective_args`; raises pydantic.ValidationError naming the field."""

@@ -13,9 +13,10 @@ import secrets
 import sys
 from pathlib import Path
 
+from service.domain import Role
 from service.store import repository as repo
 from service.store.db import Database
-from service.store.models import ApiToken, Role
+from service.store.models import ApiToken
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def write_token_file(path: Path, token: str) -> None:
 def create_token(db: Database, *, name: str, role: Role) -> tuple[ApiToken, str]:
     token = generate_token()
     with db.write() as session:
-        row = repo.add_token(session, name=name, role=role.value, token_hash=hash_token(token))
+        row = repo.add_token(session, name=name, role=role, token_hash=hash_token(token))
     return row, token
 
 
@@ -60,7 +61,7 @@ def ensure_admin_token(db: Database, *, env_token: str | None, token_file: Path)
                 repo.add_token(
                     session,
                     name="admin (TUNESMITH_ADMIN_TOKEN)",
-                    role=Role.ADMIN.value,
+                    role=Role.ADMIN,
                     token_hash=hash_token(env_token),
                 )
             elif row.revoked_at is not None:
@@ -75,7 +76,7 @@ def ensure_admin_token(db: Database, *, env_token: str | None, token_file: Path)
         if repo.any_admin_token(session):
             return
         token = generate_token()
-        repo.add_token(session, name="admin", role=Role.ADMIN.value, token_hash=hash_token(token))
+        repo.add_token(session, name="admin", role=Role.ADMIN, token_hash=hash_token(token))
     write_token_file(token_file, token)
     print(
         f"tunesmith: created the admin token (shown once; also saved to {token_file}):\n  {token}",
@@ -88,6 +89,6 @@ def mint_worker_token(db: Database, name: str) -> str:
     """A fresh worker token for this server's local workers; older ones of that name are revoked."""
     token = generate_token()
     with db.write() as session:
-        repo.revoke_tokens(session, (ApiToken.name == name) & (ApiToken.role == Role.WORKER.value))
-        repo.add_token(session, name=name, role=Role.WORKER.value, token_hash=hash_token(token))
+        repo.revoke_worker_tokens(session, name)
+        repo.add_token(session, name=name, role=Role.WORKER, token_hash=hash_token(token))
     return token

@@ -1,27 +1,25 @@
 """Study insights for the dashboard: history columns, learning curves, the GP view, importance.
 
 Everything is rebuilt from the stored trials on each request and nothing is cached, as the
-scheduler rebuilds its strategy (designer-per-request). This module is the only dashboard
-code that touches the GP engine's internals (`service.optimizer.gp`, `.acquisition`,
-`.warping`): if they change, `_fit_surrogate` and `model_view` are what must follow.
+scheduler rebuilds its strategy (designer-per-request). The data come from the store's
+reader; the GP view's model comes from the optimizer's one model builder
+(`service.optimizer.model.build_model`) fed with the scheduler's own input
+(`service.core.scheduling.suggest_input`), so it is the model that chooses the study's next
+trial, warm-start prior included.
 
 Rules:
 - History: trials in number order with their value, state and the best-so-far (over complete
   trials only, computed on every trial even when the answer is downsampled). Beyond
   `max_points` trials the answer keeps every open (queued/running) trial, every trial that
   improved the best, the best tenth of `max_points`, and an even stride over the rest.
-- GP view: finished trials are the observations (failed and non-finite values imputed as
-  bad, pruned trials count with their last value), queued and running trials are pending,
-  exactly as the `gp` strategy sees them. The hyperparameters are refitted (from the
-  strategy's last fit when it kept one). The band is the posterior mean +- 2 std without
+- GP view: the `gp` strategy's model of the study as the scheduler would build it for the
+  next suggestion (same observations, pending points, warm-start prior, stored fit and
+  refit schedule, subsampling and seed). The band is the posterior mean +- 2 std without
   pending points, mapped back through the output warp; the acquisition is computed the way
   the scheduler would compute it now (variance reduced by pending points, incumbent raised
-  to their predicted means). Studies
-  of any strategy get a view (a diagnostic surrogate; a warning says so for non-`gp`
-  studies). Past `VIEW_CAP` observations the view's GP keeps the best quarter and a seeded
-  random rest (the strategy keeps up to 2000), so on big studies it approximates the
-  scheduler's model at a fraction of the O(n^3) cost. Fewer than `MIN_GP_OBSERVATIONS`
-  finite values raise Conflict (HTTP 409).
+  to their predicted means). Studies of any strategy get a view (a diagnostic surrogate; a
+  warning says so for non-`gp` studies). Fewer than `MIN_GP_OBSERVATIONS` finite values
+  raise Conflict (HTTP 409).
 - Importance: permutation importance of a random forest fitted on the ranks of the finite
   values of finished trials (ranks keep an exploding loss from dominating), on at most
   `IMPORTANCE_CAP` trials drawn with the study's seed; shares sum to 1.
@@ -31,35 +29,35 @@ Rules:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel
 from scipy.stats import rankdata
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.core.scheduling import suggest_input
+from service.domain import OPEN_STATES, Direction, TrialState
 from service.errors import Conflict, InvalidRequest
 from service.optimizer.acquisition import Acquisition
-from service.optimizer.base import AcquisitionName, StrategyName, StrategySpec
-from service.optimizer.gp import GaussianProcess, GPParams, fit_params
-from service.optimizer.warping import OutputWarp
-from service.space import CategoricalParam, FixedParam, FloatParam, IntParam, SearchSpace
+from service.optimizer.gp_strategy import GPStrategy
+from service.optimizer.model import StudyModel, build_model, observed_value
+from service.params import CategoricalParam, FixedParam, FloatParam, IntParam
+from service.records import TrialRecord
+from service.space import SearchSpace
+from service.specs import AcquisitionName, StrategyName, StrategySpec
+from service.store import reader
 from service.store import repository as repo
-from service.store.models import Study, Trial, TrialState
+from service.store.models import Study
 
-Direction = Literal["minimize", "maximize"]
 ChosenAcquisition = Literal["ucb", "pi", "ei"]
 
 MIN_GP_OBSERVATIONS = 2
 MIN_IMPORTANCE_TRIALS = 4
-FIT_CAP = 200
-VIEW_CAP = 500
 IMPORTANCE_CAP = 1000
 FOREST_TREES = 32
-OPEN_STATES = (TrialState.QUEUED.value, TrialState.RUNNING.value)
 
 # ---- response models -----------------------------------------------------------------------
 
@@ -105,11 +103,16 @@ class ModelAxis(BaseModel):
 
 
 class ModelPoint(BaseModel):
+    """A trial on the model: `mean` is the model's posterior mean at its configuration now,
+    in the objective's units (for a trial still running, what the model expected of it when
+    it was suggested, since pending points leave the mean unchanged)."""
+
     trial_id: int
     number: int
     state: TrialState
     params: dict[str, Any]
     value: float | None
+    mean: float | None
 
 
 class ModelCurve(BaseModel):
@@ -168,28 +171,6 @@ class StudyImportance(BaseModel):
 # ---- loading -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Row:
-    id: int
-    number: int
-    state: str
-    value: float | None
-    params: dict[str, Any]
-    suggestion: dict[str, Any]
-
-
-def _rows(session: Session, study_id: int, states: Sequence[str] | None = None) -> list[_Row]:
-    stmt = select(
-        Trial.id, Trial.number, Trial.state, Trial.value, Trial.params, Trial.suggestion
-    ).where(Trial.study_id == study_id)
-    if states is not None:
-        stmt = stmt.where(Trial.state.in_(list(states)))
-    return [
-        _Row(i, n, s, _finite(v), p or {}, g or {})
-        for i, n, s, v, p, g in session.execute(stmt.order_by(Trial.number)).all()
-    ]
-
-
 def _finite(value: Any) -> float | None:
     if value is None:
         return None
@@ -200,8 +181,8 @@ def _finite(value: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def _better(direction: str) -> Any:
-    return (lambda a, b: a < b) if direction == "minimize" else (lambda a, b: a > b)
+def _records(session: Session, study_id: int) -> list[TrialRecord]:
+    return reader.trial_history(session, study_id, with_suggestion=True)
 
 
 # ---- history -------------------------------------------------------------------------------
@@ -210,15 +191,16 @@ def _better(direction: str) -> Any:
 def history(session: Session, study_id: int, *, max_points: int) -> StudyHistory:
     """The study's trials as columns, downsampled beyond `max_points` (see the module rules)."""
     study = repo.get_study(session, study_id)
-    rows = _rows(session, study_id)
-    better = _better(study.direction)
+    rows = _records(session, study_id)
     best: list[float | None] = []
     improved: list[int] = []
     current: float | None = None
     for i, r in enumerate(rows):
-        complete = r.state == TrialState.COMPLETE.value and r.value is not None
-        if complete and (current is None or better(r.value, current)):
-            current = r.value
+        value = _finite(r.value)
+        if r.state == TrialState.COMPLETE and value is not None and (
+            current is None or study.direction.better(value, current)
+        ):
+            current = value
             improved.append(i)
         best.append(current)
     keep = _downsample(rows, improved, study.direction, max_points)
@@ -226,13 +208,13 @@ def history(session: Session, study_id: int, *, max_points: int) -> StudyHistory
     names = list(study.space)
     return StudyHistory(
         study_id=study.id,
-        direction=study.direction,  # type: ignore[arg-type]
+        direction=study.direction,
         count=len(rows),
         downsampled=len(keep) < len(rows),
         trial_id=[r.id for r in kept],
         number=[r.number for r in kept],
-        state=[TrialState(r.state) for r in kept],
-        value=[r.value for r in kept],
+        state=[r.state for r in kept],
+        value=[_finite(r.value) for r in kept],
         best=[best[i] for i in keep],
         params={name: [r.params.get(name) for r in kept] for name in names},
         source=[str(r.suggestion.get("source", "")) for r in kept],
@@ -248,17 +230,16 @@ def _str_or_none(value: Any) -> str | None:
 
 
 def _downsample(
-    rows: Sequence[_Row], improved: Sequence[int], direction: str, max_points: int
+    rows: Sequence[TrialRecord], improved: Sequence[int], direction: Direction, max_points: int
 ) -> list[int]:
     n = len(rows)
     if n <= max_points:
         return list(range(n))
     keep: set[int] = set(improved)
     keep.update(i for i, r in enumerate(rows) if r.state in OPEN_STATES)
-    valued = [i for i, r in enumerate(rows) if r.value is not None]
-    sign = 1.0 if direction == "minimize" else -1.0
-    valued.sort(key=lambda i: sign * (rows[i].value or 0.0))
-    keep.update(valued[: max(1, max_points // 10)])
+    valued = [(i, v) for i, r in enumerate(rows) if (v := _finite(r.value)) is not None]
+    valued.sort(key=lambda iv: direction.sort_key(iv[1]))
+    keep.update(i for i, _ in valued[: max(1, max_points // 10)])
     room = max(max_points - len(keep), 1)
     keep.update(np.linspace(0, n - 1, room).round().astype(int).tolist())
     return sorted(keep)
@@ -271,36 +252,21 @@ def curves(session: Session, study_id: int, *, limit: int, max_points: int) -> S
     """Intermediate values of every running trial plus the latest `limit` other trials that
     reported any; each curve keeps at most `max_points` points (its last one always)."""
     repo.get_study(session, study_id)
-    running = session.scalars(
-        select(Trial.id).where(Trial.study_id == study_id, Trial.state == TrialState.RUNNING.value)
-    ).all()
-    recent = session.scalars(
-        select(Trial.id)
-        .where(
-            Trial.study_id == study_id,
-            Trial.step.is_not(None),
-            Trial.state != TrialState.RUNNING.value,
-        )
-        .order_by(Trial.number.desc())
-        .limit(limit)
-    ).all()
-    ids = sorted({*running, *recent})
-    trials = {t.id: t for t in session.scalars(select(Trial).where(Trial.id.in_(ids))).all()}
-    values = repo.values_of(session, ids)
+    trials = reader.trials_by_id(session, reader.curve_trial_ids(session, study_id, recent=limit))
+    values = repo.values_of(session, [t.id for t in trials])
     data: list[Curve] = []
-    for trial_id in sorted(ids, key=lambda i: trials[i].number):
-        points = [(s, v) for s, v in values[trial_id] if math.isfinite(v)]
+    for trial in trials:
+        points = [(s, v) for s, v in values[trial.id] if math.isfinite(v)]
         if not points:
             continue
         if len(points) > max_points:
             idx = np.linspace(0, len(points) - 1, max_points).round().astype(int)
             points = [points[i] for i in sorted(set(idx.tolist()))]
-        trial = trials[trial_id]
         data.append(
             Curve(
                 trial_id=trial.id,
                 number=trial.number,
-                state=TrialState(trial.state),
+                state=trial.state,
                 steps=[s for s, _ in points],
                 values=[v for _, v in points],
             )
@@ -312,63 +278,40 @@ def curves(session: Session, study_id: int, *, limit: int, max_points: int) -> S
 
 
 @dataclass(frozen=True)
-class _Surrogate:
-    gp: GaussianProcess
-    gp_pending: GaussianProcess
-    warp: OutputWarp
-    best: float
-    sign: float
-    observed: list[_Row]
-    warnings: list[str]
+class _View:
+    """The study's model and the trials it is conditioned on (`observed`, as kept by the
+    model past its cap) and waits for (`pending`)."""
+
+    model: StudyModel
+    space: SearchSpace
+    spec: StrategySpec
+    observed: list[TrialRecord]
+    pending: list[TrialRecord]
 
 
-def _observed_value(row: _Row) -> float | None:
-    return None if row.state == TrialState.FAILED.value else row.value
-
-
-def _fit_surrogate(
-    study: Study, space: SearchSpace, spec: StrategySpec, finished: list[_Row], pending: list[_Row]
-) -> _Surrogate:
-    finite = [r for r in finished if _observed_value(r) is not None]
+def _study_view(session: Session, study: Study) -> _View:
+    records = _records(session, study.id)
+    given = suggest_input(session, study, 1, trials=records)
+    request = given.request
+    finite = [o for o in request.observations if observed_value(o) is not None]
     if len(finite) < MIN_GP_OBSERVATIONS:
         raise Conflict(
             f"study {study.id} has {len(finite)} finished trial(s) with a finite value; "
             f"the GP view needs at least {MIN_GP_OBSERVATIONS}"
         )
-    rng = np.random.default_rng(study.seed)
-    sign = 1.0 if study.direction == "maximize" else -1.0
-    rows = list(finished)
-    if len(rows) > VIEW_CAP:
-        raw = np.array(
-            [sign * (v if (v := _observed_value(r)) is not None else -np.inf) for r in rows]
-        )
-        top = np.argsort(-raw)[: VIEW_CAP // 4]
-        rest = np.setdiff1d(np.arange(len(rows)), top)
-        extra = rng.choice(rest, size=VIEW_CAP - len(top), replace=False)
-        rows = [rows[i] for i in sorted([*top.tolist(), *extra.tolist()])]
-    values = np.array([sign * v if (v := _observed_value(r)) is not None else np.nan for r in rows])
-    X = space.encode_many(r.params for r in rows)
-    warp = OutputWarp.fit(values, rank_warp=spec.output_warping)
-    d = space.dim
-    stored = (study.strategy_state or {}).get("gp")
-    previous = GPParams.from_state(stored, d) if isinstance(stored, Mapping) else None
-    Xf, yf = X, warp.y
-    if len(yf) > FIT_CAP:
-        idx = rng.choice(len(yf), size=FIT_CAP, replace=False)
-        Xf, yf = Xf[idx], yf[idx]
-    starts = [GPParams.default(d)] if previous is None else [previous, GPParams.default(d)]
-    warnings: list[str] = []
-    params = fit_params(Xf, yf, starts=starts)
-    if params is None:
-        params = previous or GPParams.default(d)
-        warnings.append("the GP hyperparameter fit failed; showing the previous/default kernel")
-    gp = GaussianProcess(X, warp.y, params)
-    pending_X = space.encode_many(r.params for r in pending) if pending else np.zeros((0, d))
-    gp_pending = gp.condition_on_pending(pending_X)
-    best = float(warp.y.max())
-    if len(pending_X):
-        best = max(best, float(gp.predict(pending_X)[0].max()))
-    return _Surrogate(gp, gp_pending, warp, best, sign, rows, warnings)
+    # The scheduler's GP strategy builds its model with the same input, settings and seed.
+    rng = np.random.default_rng(request.seed)
+    model = build_model(
+        request, request.state, rng, settings=GPStrategy().model_settings
+    )
+    finished = [r for r in records if r.state.is_finished()]
+    return _View(
+        model=model,
+        space=request.space,
+        spec=request.spec,
+        observed=[finished[i] for i in sorted(model.data.rows.tolist())],
+        pending=[r for r in records if r.state in OPEN_STATES],
+    )
 
 
 def _axis(space: SearchSpace, name: str, points: int) -> ModelAxis:
@@ -396,7 +339,7 @@ def _axis(space: SearchSpace, name: str, points: int) -> ModelAxis:
 
 
 def _choose_acquisition(
-    spec: StrategySpec, rows: Sequence[_Row], requested: ChosenAcquisition | None
+    spec: StrategySpec, rows: Sequence[TrialRecord], requested: ChosenAcquisition | None
 ) -> ChosenAcquisition:
     """The requested one; else the study's; for `auto`, the one the latest GP trial used."""
     if requested is not None:
@@ -410,14 +353,23 @@ def _choose_acquisition(
     return "ei"
 
 
-def _point(row: _Row) -> ModelPoint:
-    return ModelPoint(
-        trial_id=row.id,
-        number=row.number,
-        state=TrialState(row.state),
-        params=row.params,
-        value=row.value,
-    )
+def _points(rows: Sequence[TrialRecord], view: _View, direction: Direction) -> list[ModelPoint]:
+    if not rows:
+        return []
+    X = view.space.encode_many(r.params for r in rows)
+    mean, std = view.model.surrogate.predict(X)
+    means = direction.sign * view.model.data.warp.to_original(mean, std)[0]
+    return [
+        ModelPoint(
+            trial_id=r.id,
+            number=r.number,
+            state=r.state,
+            params=r.params,
+            value=_finite(r.value),
+            mean=_finite(m),
+        )
+        for r, m in zip(rows, means, strict=True)
+    ]
 
 
 def model_view(
@@ -432,31 +384,27 @@ def model_view(
     """The GP posterior and acquisition along `param` (or over `param` x `param2`), every
     other parameter held at the incumbent (the best complete trial)."""
     study = repo.get_study(session, study_id)
-    space = SearchSpace.from_spec(study.space)
-    spec = StrategySpec.model_validate(study.strategy)
-    rows = _rows(session, study_id)
-    finished = [r for r in rows if TrialState(r.state).is_finished()]
-    pending = [r for r in rows if r.state in OPEN_STATES]
     if param2 is not None and param2 == param:
         raise InvalidRequest("param2: must differ from param", field="param2")
+    space = SearchSpace.from_spec(study.space)
     x_axis = _axis(space, param, points)
     y_axis = None if param2 is None else _axis(space, param2, points)
-    model = _fit_surrogate(study, space, spec, finished, pending)
-    better = _better(study.direction)
-    incumbent: _Row | None = None
-    for r in finished:
-        if (
-            r.state == TrialState.COMPLETE.value
-            and r.value is not None
-            and (incumbent is None or better(r.value, incumbent.value))
+    view = _study_view(session, study)
+    model, spec, direction = view.model, view.spec, study.direction
+    incumbent: TrialRecord | None = None
+    incumbent_value = 0.0
+    for r in view.observed:
+        value = _finite(r.value)
+        if r.state == TrialState.COMPLETE and value is not None and (
+            incumbent is None or direction.better(value, incumbent_value)
         ):
-            incumbent = r
+            incumbent, incumbent_value = r, value
     base = (
         dict(incumbent.params)
         if incumbent is not None
-        else space.decode(model.gp.X[int(np.argmax(model.gp.y))])
+        else space.decode(model.data.X[int(np.argmax(model.data.y))])
     )
-    name = _choose_acquisition(spec, rows, acquisition)
+    name = _choose_acquisition(spec, [*view.observed, *view.pending], acquisition)
     acq = Acquisition(AcquisitionName(name), beta=spec.beta, xi=spec.xi, best=model.best)
     ys = y_axis.values if y_axis is not None else [None]
     configs = [
@@ -465,13 +413,14 @@ def model_view(
         for xv in x_axis.values
     ]
     Xq = space.encode_many(configs)
-    mean_std, std_std = model.gp.predict(Xq)
-    _, std_pending = model.gp_pending.predict(Xq)
+    mean_std, std_std = model.surrogate.predict(Xq)
+    _, std_pending = model.with_pending.predict(Xq)
     acq_values = acq.value(mean_std, std_pending)
-    mean_o, std_o = model.warp.to_original(mean_std, std_std)
-    mean_o = model.sign * mean_o
-    band_a = model.sign * model.warp.to_original(mean_std - 2 * std_std, std_std)[0]
-    band_b = model.sign * model.warp.to_original(mean_std + 2 * std_std, std_std)[0]
+    warp, sign = model.data.warp, direction.sign
+    mean_o, std_o = warp.to_original(mean_std, std_std)
+    mean_o = sign * mean_o
+    band_a = sign * warp.to_original(mean_std - 2 * std_std, std_std)[0]
+    band_b = sign * warp.to_original(mean_std + 2 * std_std, std_std)[0]
     shape = (len(ys), len(x_axis.values))
     warnings = list(model.warnings)
     if spec.name != StrategyName.GP:
@@ -497,24 +446,24 @@ def model_view(
     return ModelView(
         study_id=study.id,
         strategy=spec.name.value,
-        direction=study.direction,  # type: ignore[arg-type]
+        direction=direction,
         acquisition=name,
-        n_observations=len(model.observed),
+        n_observations=len(view.observed),
         x=x_axis,
         y=y_axis,
         curve=curve,
         surface=surface,
-        incumbent=None if incumbent is None else _point(incumbent),
-        observed=[_point(r) for r in model.observed],
-        pending=[_point(r) for r in pending],
-        lengthscales=_lengthscales(space, model.gp),
+        incumbent=None if incumbent is None else _points([incumbent], view, direction)[0],
+        observed=_points(view.observed, view, direction),
+        pending=_points(view.pending, view, direction),
+        lengthscales=_lengthscales(space, model),
         warnings=warnings,
     )
 
 
-def _lengthscales(space: SearchSpace, gp: GaussianProcess) -> dict[str, float]:
+def _lengthscales(space: SearchSpace, model: StudyModel) -> dict[str, float]:
     """Per parameter, in unit-cube units (the shortest of a categorical's columns)."""
-    ls = gp.lengthscales
+    ls = np.exp(np.array(model.params.log_lengthscales))
     return {c.name: float(ls[c.start : c.stop].min()) for c in space.columns}
 
 
@@ -533,8 +482,11 @@ def importance(session: Session, study_id: int) -> StudyImportance:
 
     study = repo.get_study(session, study_id)
     space = SearchSpace.from_spec(study.space)
-    finished = [TrialState.COMPLETE.value, TrialState.PRUNED.value]
-    rows = [r for r in _rows(session, study_id, finished) if r.value is not None]
+    rows = [
+        r
+        for r in reader.trial_history(session, study_id)
+        if r.state in (TrialState.COMPLETE, TrialState.PRUNED) and _finite(r.value) is not None
+    ]
     if len(rows) < MIN_IMPORTANCE_TRIALS:
         raise Conflict(
             f"study {study.id} has {len(rows)} finished trial(s) with a finite value; "

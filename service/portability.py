@@ -15,20 +15,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from service.core import machine
+from service.domain import AttemptOutcome, Direction, StopKind, StudyState, TrialState
 from service.errors import InvalidRequest
-from service.schemas import NAME_PATTERN, StudyCreate
+from service.schemas import NAME_PATTERN, StudyCreate, from_row
 from service.space import SearchSpace
 from service.store import repository as repo
 from service.store.db import Database
-from service.store.models import (
-    Artifact,
-    Study,
-    StudyState,
-    Trial,
-    TrialAttempt,
-    TrialState,
-    TrialValue,
-)
+from service.store.models import Artifact, TrialAttempt, TrialValue
 
 FORMAT: Literal["tunesmith-study"] = "tunesmith-study"
 MAX_TRIALS = 100_000
@@ -49,13 +43,13 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class _Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
 
 
 class ExportedAttempt(_Doc):
     number: int = Field(ge=1, le=MAX_INT)
     worker_id: str | None = Field(default=None, max_length=200)
-    outcome: str = Field(max_length=16)
+    outcome: AttemptOutcome
     error: str | None = None
     started_at: Timestamp
     ended_at: Timestamp | None = None
@@ -91,7 +85,7 @@ class ExportedStudy(_Doc):
     objective: str = Field(min_length=1, max_length=200)
     objective_args: dict[str, Any]
     metric: str
-    direction: Literal["minimize", "maximize"]
+    direction: Direction
     space: dict[str, Any]
     strategy: dict[str, Any]
     budget: dict[str, Any]
@@ -99,6 +93,7 @@ class ExportedStudy(_Doc):
     stopping: dict[str, Any] | None = None
     seed: int = Field(ge=0, le=2**31 - 1)
     state: StudyState
+    stop_kind: StopKind | None = None
     stop_reason: str | None = None
     warnings: list[str] = Field(default_factory=list)
     strategy_state: dict[str, Any] = Field(default_factory=dict)
@@ -122,61 +117,16 @@ def export_study(db: Database, study_id: int) -> StudyDocument:
         attempts = repo.attempts_by_trial(session, ids)
         artifacts = repo.artifacts_by_trial(session, ids)
         exported = [
-            ExportedTrial(
-                number=t.number,
-                params=t.params,
-                state=TrialState(t.state),
-                value=t.value,
-                step=t.step,
-                seed=t.seed,
-                attempt=t.attempt,
-                source=t.source,
-                suggestion=t.suggestion,
-                error=t.error,
-                created_at=t.created_at,
-                started_at=t.started_at,
-                finished_at=t.finished_at,
+            from_row(
+                ExportedTrial,
+                t,
                 values=values[t.id],
-                attempts=[
-                    ExportedAttempt(
-                        number=a.number,
-                        worker_id=a.worker_id,
-                        outcome=a.outcome,
-                        error=a.error,
-                        started_at=a.started_at,
-                        ended_at=a.ended_at,
-                    )
-                    for a in attempts[t.id]
-                ],
-                artifacts=[
-                    ExportedArtifact(name=a.name, content_type=a.content_type, size=a.size)
-                    for a in artifacts[t.id]
-                ],
+                attempts=attempts[t.id],
+                artifacts=artifacts[t.id],
             )
             for t in trials
         ]
-        return StudyDocument(
-            study=ExportedStudy(
-                name=study.name,
-                objective=study.objective,
-                objective_args=study.objective_args,
-                metric=study.metric,
-                direction=study.direction,  # type: ignore[arg-type]
-                space=study.space,
-                strategy=study.strategy,
-                budget=study.budget,
-                pruning=study.pruning,
-                stopping=study.stopping,
-                seed=study.seed,
-                state=StudyState(study.state),
-                stop_reason=study.stop_reason,
-                warnings=list(study.warnings),
-                strategy_state=study.strategy_state,
-                created_at=study.created_at,
-                finished_at=study.finished_at,
-            ),
-            trials=exported,
-        )
+        return StudyDocument(study=ExportedStudy.model_validate(study), trials=exported)
 
 
 def _validate(doc: StudyDocument, name: str) -> SearchSpace:
@@ -197,9 +147,7 @@ def _validate(doc: StudyDocument, name: str) -> SearchSpace:
             }
         )
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(["study", *(str(p) for p in err["loc"])])
-        raise InvalidRequest(f"{where}: {err['msg']}", field=where) from None
+        raise InvalidRequest.from_validation(exc, prefix="study") from None
     space = SearchSpace.from_spec(s.space, field="study.space")
     numbers: set[int] = set()
     for i, t in enumerate(doc.trials):
@@ -230,7 +178,9 @@ def import_study(db: Database, doc: StudyDocument, *, name: str | None = None) -
     with db.write() as session:
         study = repo.add_study(
             session,
-            Study(
+            machine.imported_study(
+                s.state,
+                s.stop_kind,
                 name=new_name,
                 objective=s.objective,
                 objective_args=s.objective_args,
@@ -243,7 +193,6 @@ def import_study(db: Database, doc: StudyDocument, *, name: str | None = None) -
                 stopping=s.stopping,
                 warm_start=None,
                 seed=s.seed,
-                state=s.state.value,
                 stop_reason=s.stop_reason,
                 warnings=list(s.warnings),
                 strategy_state=s.strategy_state,
@@ -252,12 +201,11 @@ def import_study(db: Database, doc: StudyDocument, *, name: str | None = None) -
             ),
         )
         for t in doc.trials:
-            was_running = t.state is TrialState.RUNNING
-            trial = Trial(
-                study_id=study.id,
+            trial = machine.imported_trial(
+                study,
+                t.state,
                 number=t.number,
                 params=t.params,
-                state=TrialState.QUEUED.value if was_running else t.state.value,
                 value=t.value,
                 step=t.step,
                 seed=t.seed,
@@ -274,13 +222,14 @@ def import_study(db: Database, doc: StudyDocument, *, name: str | None = None) -
             for step, value in t.values:
                 session.add(TrialValue(trial_id=trial.id, step=step, value=value))
             for a in t.attempts:
+                running = a.outcome is AttemptOutcome.RUNNING
                 session.add(
                     TrialAttempt(
                         trial_id=trial.id,
                         number=a.number,
                         worker_id=a.worker_id,
                         lease_token=f"imported-{a.number}",
-                        outcome="released" if a.outcome == "running" else a.outcome,
+                        outcome=AttemptOutcome.RELEASED if running else a.outcome,
                         error=a.error,
                         started_at=a.started_at,
                         ended_at=a.ended_at or s.created_at,

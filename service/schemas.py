@@ -8,26 +8,48 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from service.optimizer.base import StrategySpec
-from service.pruning import PruningSpec
-from service.space import MAX_PARAMS, Param
-from service.stopping import StoppingSpec
-from service.store.models import Role, StudyState, TrialState
-from service.warm_start import WarmStartSpec
+from service.domain import AttemptOutcome, Direction, Role, StudyState, TrialState
+from service.params import MAX_PARAMS, Param
+from service.specs import PruningSpec, StoppingSpec, StrategySpec, WarmStartSpec
 
-Direction = Literal["minimize", "maximize"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._ -]*$"
 MAX_ENQUEUE = 1000
 MAX_PAGE = 1000
 MAX_SUGGESTIONS = 64
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class _RowWith:
+    """A row's attributes, with some of them given (derived fields)."""
+
+    def __init__(self, row: object, derived: dict[str, Any]) -> None:
+        self._row = row
+        self._derived = derived
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._derived:
+            return self._derived[name]
+        return getattr(self._row, name)
+
+
+def from_row(model: type[M], row: object, **derived: Any) -> M:
+    """`model` validated from `row`'s attributes, with `derived` fields that the row lacks."""
+    return model.model_validate(_RowWith(row, derived), from_attributes=True)
+
+
+class _FromRow(BaseModel):
+    """A response model that the server fills from a stored row's attributes (its fields
+    that are not columns are derived next to the row: `from_row`)."""
+
+    model_config = ConfigDict(from_attributes=True)
 
 
 def _finite(value: float) -> float:
@@ -73,14 +95,14 @@ class StudyUpdate(_Request):
     budget: BudgetUpdate
 
 
-class BestTrial(BaseModel):
+class BestTrial(_FromRow):
     trial_id: int
     number: int
     value: float
     params: dict[str, Any]
 
 
-class StudyPublic(BaseModel):
+class StudyPublic(_FromRow):
     id: int
     name: str
     objective: str
@@ -110,7 +132,7 @@ class StudiesPublic(BaseModel):
     count: int
 
 
-class TrialPublic(BaseModel):
+class TrialPublic(_FromRow):
     id: int
     study_id: int
     number: int
@@ -217,21 +239,21 @@ class ObjectivesPublic(BaseModel):
     count: int
 
 
-class TrialValuePublic(BaseModel):
+class TrialValuePublic(_FromRow):
     step: int
     value: float
 
 
-class AttemptPublic(BaseModel):
+class AttemptPublic(_FromRow):
     number: int
     worker_id: str | None
-    outcome: str
+    outcome: AttemptOutcome
     error: str | None
     started_at: datetime
     ended_at: datetime | None
 
 
-class ArtifactPublic(BaseModel):
+class ArtifactPublic(_FromRow):
     name: str
     content_type: str
     size: int
@@ -245,7 +267,7 @@ class TrialDetail(TrialPublic):
     artifacts: list[ArtifactPublic]
 
 
-class WorkerPublic(BaseModel):
+class WorkerPublic(_FromRow):
     id: str
     host: str | None
     gpu: str | None
@@ -268,7 +290,7 @@ class TokenCreate(_Request):
     role: Role
 
 
-class TokenPublic(BaseModel):
+class TokenPublic(_FromRow):
     id: int
     name: str
     role: Role

@@ -1,4 +1,5 @@
-"""Search spaces: parameter types, validation, and the one encoder to and from the unit cube.
+"""Search spaces: configurations checked against parameters, and the one encoder to and from
+the unit cube (the parameters' JSON form and its validation are in `service.params`).
 
 Every strategy sees configurations only through `SearchSpace.encode` / `SearchSpace.decode`:
 
@@ -20,90 +21,21 @@ import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from service.errors import InvalidConfiguration, InvalidSearchSpace
-
-MAX_PARAMS = 64
-MAX_CHOICES = 256
-
-Scalar = bool | int | float | str
-
-
-class _ParamBase(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FloatParam(_ParamBase):
-    type: Literal["float"] = "float"
-    low: float = Field(allow_inf_nan=False)
-    high: float = Field(allow_inf_nan=False)
-    log: bool = False
-
-    @model_validator(mode="after")
-    def _check_bounds(self) -> FloatParam:
-        if not self.low < self.high:
-            raise ValueError(f"low ({self.low}) must be less than high ({self.high})")
-        if self.log and self.low <= 0:
-            raise ValueError(f"log scale needs low > 0, got low={self.low}")
-        return self
-
-
-class IntParam(_ParamBase):
-    type: Literal["int"] = "int"
-    low: int
-    high: int
-    log: bool = False
-
-    @model_validator(mode="after")
-    def _check_bounds(self) -> IntParam:
-        if not self.low <= self.high:
-            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
-        if self.log and self.low <= 0:
-            raise ValueError(f"log scale needs low >= 1, got low={self.low}")
-        return self
-
-
-class CategoricalParam(_ParamBase):
-    type: Literal["categorical"] = "categorical"
-    choices: list[Scalar] = Field(min_length=1, max_length=MAX_CHOICES)
-
-    @model_validator(mode="after")
-    def _check_choices(self) -> CategoricalParam:
-        keys = [_choice_key(c) for c in self.choices]
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"choices must be distinct, got {self.choices}")
-        for c in self.choices:
-            if isinstance(c, float) and not math.isfinite(c):
-                raise ValueError(f"choices must be finite, got {c}")
-        return self
-
-
-class FixedParam(_ParamBase):
-    type: Literal["fixed"] = "fixed"
-    value: Scalar
-
-    @model_validator(mode="after")
-    def _check_value(self) -> FixedParam:
-        if isinstance(self.value, float) and not math.isfinite(self.value):
-            raise ValueError(f"value must be finite, got {self.value}")
-        return self
-
-
-Param = Annotated[
-    FloatParam | IntParam | CategoricalParam | FixedParam, Field(discriminator="type")
-]
-SpaceSpec = dict[str, Param]
-_PARAM_TYPES = ("float", "int", "categorical", "fixed")
-_SPACE_ADAPTER: TypeAdapter[dict[str, Param]] = TypeAdapter(dict[str, Param])
-
-
-def _choice_key(value: Any) -> tuple[str, Any]:
-    """Distinguishes True from 1 and 1 from 1.0, which Python's == would merge."""
-    return (type(value).__name__, value)
+from service.params import (
+    MAX_PARAMS,
+    CategoricalParam,
+    FixedParam,
+    FloatParam,
+    IntParam,
+    Param,
+    choice_key,
+    parse_space,
+)
 
 
 @dataclass(frozen=True)
@@ -147,16 +79,7 @@ class SearchSpace:
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any], *, field: str = "space") -> SearchSpace:
         """Parses the JSON form; raises InvalidSearchSpace naming the offending field."""
-        if not isinstance(spec, Mapping):
-            raise InvalidSearchSpace(f"{field} must be an object of parameters", field=field)
-        try:
-            params = _SPACE_ADAPTER.validate_python(dict(spec))
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            parts = [str(p) for p in err["loc"] if p not in _PARAM_TYPES or p == err["loc"][0]]
-            loc = ".".join((field, *parts))
-            raise InvalidSearchSpace(f"{loc}: {err['msg']}", field=loc) from None
-        return cls(params)
+        return cls(parse_space(spec, field=field))
 
     def to_spec(self) -> dict[str, dict[str, Any]]:
         return {name: p.model_dump() for name, p in self.params.items()}
@@ -217,7 +140,7 @@ class SearchSpace:
             if isinstance(p, FloatParam):
                 parts.append(float(f"{float(v):.12g}"))  # type: ignore[arg-type]
             else:
-                parts.append(_choice_key(v))
+                parts.append(choice_key(v))
         return tuple(parts)
 
     def cardinality(self) -> int | None:
@@ -244,7 +167,7 @@ class SearchSpace:
             elif isinstance(p, IntParam):
                 x[col.start] = _to_unit(float(v), p.low - 0.5, p.high + 0.5, p.log)
             elif isinstance(p, CategoricalParam):
-                idx = [_choice_key(c) for c in p.choices].index(_choice_key(v))
+                idx = [choice_key(c) for c in p.choices].index(choice_key(v))
                 x[col.start + idx] = 1.0
         return x
 
@@ -264,8 +187,8 @@ class SearchSpace:
                 v = np.array(values, dtype=float)
                 X[:, col.start] = _to_unit_array(v, p.low - 0.5, p.high + 0.5, p.log)
             elif isinstance(p, CategoricalParam):
-                index = {_choice_key(c): i for i, c in enumerate(p.choices)}
-                idx = np.array([index[_choice_key(v)] for v in values])
+                index = {choice_key(c): i for i, c in enumerate(p.choices)}
+                idx = np.array([index[choice_key(v)] for v in values])
                 X[np.arange(len(configs)), col.start + idx] = 1.0
         return X
 
@@ -388,9 +311,9 @@ def _coerce(p: Param, value: Any, where: str) -> Any:
         return iv
     if isinstance(p, CategoricalParam):
         for c in p.choices:
-            if _choice_key(c) == _choice_key(value):
+            if choice_key(c) == choice_key(value):
                 return c
         raise InvalidConfiguration(f"{where}: {value!r} is not one of {p.choices}", field=where)
-    if _choice_key(value) != _choice_key(p.value):
+    if choice_key(value) != choice_key(p.value):
         raise InvalidConfiguration(f"{where}: fixed at {p.value!r}, got {value!r}", field=where)
     return p.value

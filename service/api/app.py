@@ -18,8 +18,8 @@ from service.api.deps import PrincipalCache, ServiceContext
 from service.api.errors import install_error_handlers
 from service.auth import ensure_admin_token
 from service.config import Settings
-from service.lifecycle import TrialLifecycle
-from service.scheduling import LeasePolicy, Scheduler
+from service.core.lifecycle import TrialLifecycle
+from service.core.scheduling import LeasePolicy, Scheduler
 from service.schemas import Health
 from service.serving import configure_server_process
 from service.store.db import Database

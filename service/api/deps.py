@@ -14,12 +14,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.auth import hash_token
 from service.config import Settings
+from service.core.lifecycle import TrialLifecycle
+from service.core.scheduling import Scheduler
+from service.domain import Role
 from service.errors import Forbidden, Unauthorized
-from service.lifecycle import TrialLifecycle
-from service.scheduling import Scheduler
 from service.store import repository as repo
 from service.store.db import Database
-from service.store.models import Role
 
 
 @dataclass(frozen=True)

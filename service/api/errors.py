@@ -20,8 +20,14 @@ log = logging.getLogger(__name__)
 def _tunesmith_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TunesmithError)
     if isinstance(exc, InvalidRequest):
-        loc = ["body", *(exc.field.split(".") if exc.field else [])]
-        detail = [{"loc": loc, "msg": str(exc), "type": "value_error"}]
+        detail = [
+            {
+                "loc": ["body", *(field.split(".") if field else [])],
+                "msg": message if len(exc.problems) > 1 else str(exc),
+                "type": "value_error",
+            }
+            for field, message in exc.problems
+        ]
         return JSONResponse({"detail": detail}, status_code=exc.status_code)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
     return JSONResponse({"detail": str(exc)}, status_code=exc.status_code, headers=headers)

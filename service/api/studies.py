@@ -10,10 +10,15 @@ from fastapi.concurrency import run_in_threadpool
 from service.api.deps import ContextDep, Manager, Reader
 from service.api.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND
 from service.api.views import study_public, trial_leased, trial_public
-from service.errors import Conflict
-from service.lifecycle import StudyAction, change_study_state
+from service.core.studies import (
+    StudyAction,
+    act_on_study,
+    create_study,
+    enqueue_configuration,
+    update_budget,
+)
+from service.domain import StudyState, TrialState
 from service.portability import StudyDocument, export_study, import_study
-from service.scheduling import enqueue
 from service.schemas import (
     MAX_PAGE,
     NAME_PATTERN,
@@ -27,8 +32,6 @@ from service.schemas import (
     TrialsPublic,
 )
 from service.store import repository as repo
-from service.store.models import StudyState, TrialState
-from service.studies import create_study, update_budget
 
 router = APIRouter(prefix="/studies", tags=["studies"], responses=ERROR_RESPONSES)
 
@@ -99,7 +102,7 @@ def export(study_id: StudyId, ctx: ContextDep, _: Reader) -> StudyDocument:
 
 
 def _act(ctx: ContextDep, study_id: int, action: StudyAction) -> StudyPublic:
-    change_study_state(ctx.db, study_id, action)
+    act_on_study(ctx.db, study_id, action)
     return _show(ctx, study_id)
 
 
@@ -161,16 +164,7 @@ def enqueue_trial(
 
     It counts in the budget: 409 when the study already has `budget.max_trials` trials.
     """
-    with ctx.db.write() as session:
-        study = repo.get_study(session, study_id, lock=True)
-        n_trials = sum(repo.trial_counts(session, [study.id])[study.id].values())
-        if n_trials >= int(study.budget["max_trials"]):
-            raise Conflict(
-                f"study {study_id} already has {n_trials} trials, its whole budget "
-                "(budget.max_trials); raise the budget to enqueue more"
-            )
-        (trial,) = enqueue(session, study, [params])
-        return trial_public(trial)
+    return trial_public(enqueue_configuration(ctx.db, study_id, params))
 
 
 @router.post(

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 
 from service.api.deps import ContextDep, Evaluator, Reader
 from service.api.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, Responses
-from service.api.views import trial_detail, trial_public
+from service.api.views import artifact_public, trial_detail, trial_public
 from service.errors import InvalidRequest, NotFound
 from service.schemas import (
     ArtifactPublic,
@@ -110,14 +110,7 @@ def _store_artifact(
         repo.get_trial(session, trial_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-        row = repo.put_artifact(session, trial_id, name, content_type, len(data))
-        return ArtifactPublic(
-            name=row.name,
-            content_type=row.content_type,
-            size=row.size,
-            created_at=row.created_at,
-            url=f"/api/v1/trials/{trial_id}/artifacts/{row.name}",
-        )
+        return artifact_public(repo.put_artifact(session, trial_id, name, content_type, len(data)))
 
 
 @router.get(

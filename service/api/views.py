@@ -1,4 +1,8 @@
-"""Presenters: ORM rows to the public schemas."""
+"""Presenters: stored rows to the public schemas, through `from_row`.
+
+Each response model reads the row's attributes (`schemas.from_row`); only the fields that are
+not columns (counts, the best trial, durations, URLs, busy fractions) are computed here.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +15,16 @@ from service.schemas import (
     AttemptPublic,
     BestTrial,
     StudyPublic,
+    TokenPublic,
     TrialDetail,
     TrialLeased,
     TrialPublic,
     TrialValuePublic,
     WorkerPublic,
+    from_row,
 )
 from service.store import repository as repo
-from service.store.models import Study, Trial, Worker, utcnow
+from service.store.models import ApiToken, Artifact, Study, Trial, Worker, utcnow
 
 API_PREFIX = "/api/v1"
 
@@ -29,31 +35,12 @@ def study_public(
     if counts is None:
         counts = repo.trial_counts(session, [study.id])[study.id]
     best = repo.best_trial(session, study)
-    return StudyPublic(
-        id=study.id,
-        name=study.name,
-        objective=study.objective,
-        objective_args=study.objective_args,
-        metric=study.metric,
-        direction=study.direction,  # type: ignore[arg-type]
-        space=study.space,
-        strategy=study.strategy,
-        budget=study.budget,
-        pruning=study.pruning,
-        stopping=study.stopping,
-        warm_start=study.warm_start,
-        seed=study.seed,
-        state=study.state,  # type: ignore[arg-type]
-        stop_reason=study.stop_reason,
-        warnings=list(study.warnings),
+    return from_row(
+        StudyPublic,
+        study,
         counts=counts,
         n_trials=sum(counts.values()),
-        best=None
-        if best is None or best.value is None
-        else BestTrial(trial_id=best.id, number=best.number, value=best.value, params=best.params),
-        created_at=study.created_at,
-        updated_at=study.updated_at,
-        finished_at=study.finished_at,
+        best=None if best is None else from_row(BestTrial, best, trial_id=best.id),
     )
 
 
@@ -65,59 +52,28 @@ def _duration(trial: Trial) -> float | None:
 
 
 def trial_public(trial: Trial) -> TrialPublic:
-    return TrialPublic(
-        id=trial.id,
-        study_id=trial.study_id,
-        number=trial.number,
-        state=trial.state,  # type: ignore[arg-type]
-        params=trial.params,
-        value=trial.value,
-        step=trial.step,
-        seed=trial.seed,
-        attempt=trial.attempt,
-        source=trial.source,
-        suggestion=trial.suggestion,
-        worker_id=trial.worker_id,
-        error=trial.error,
-        created_at=trial.created_at,
-        started_at=trial.started_at,
-        finished_at=trial.finished_at,
-        lease_expires_at=trial.lease_expires_at,
-        duration_seconds=_duration(trial),
-    )
+    return from_row(TrialPublic, trial, duration_seconds=_duration(trial))
 
 
 def trial_leased(trial: Trial) -> TrialLeased:
     assert trial.lease_token is not None
-    return TrialLeased(**trial_public(trial).model_dump(), lease_token=trial.lease_token)
+    return from_row(TrialLeased, trial, duration_seconds=_duration(trial))
+
+
+def artifact_public(artifact: Artifact) -> ArtifactPublic:
+    url = f"{API_PREFIX}/trials/{artifact.trial_id}/artifacts/{artifact.name}"
+    return from_row(ArtifactPublic, artifact, url=url)
 
 
 def trial_detail(session: Session, trial: Trial) -> TrialDetail:
     values = repo.values_of(session, [trial.id])[trial.id]
-    return TrialDetail(
-        **trial_public(trial).model_dump(),
+    return from_row(
+        TrialDetail,
+        trial,
+        duration_seconds=_duration(trial),
         values=[TrialValuePublic(step=s, value=v) for s, v in values],
-        attempts=[
-            AttemptPublic(
-                number=a.number,
-                worker_id=a.worker_id,
-                outcome=a.outcome,
-                error=a.error,
-                started_at=a.started_at,
-                ended_at=a.ended_at,
-            )
-            for a in repo.attempts(session, trial.id)
-        ],
-        artifacts=[
-            ArtifactPublic(
-                name=a.name,
-                content_type=a.content_type,
-                size=a.size,
-                created_at=a.created_at,
-                url=f"{API_PREFIX}/trials/{trial.id}/artifacts/{a.name}",
-            )
-            for a in repo.artifacts_of(session, trial.id)
-        ],
+        attempts=[AttemptPublic.model_validate(a) for a in repo.attempts(session, trial.id)],
+        artifacts=[artifact_public(a) for a in repo.artifacts_of(session, trial.id)],
     )
 
 
@@ -127,15 +83,10 @@ def worker_public(worker: Worker) -> WorkerPublic:
     if worker.busy_since is not None:
         busy += max((now - worker.busy_since).total_seconds(), 0.0)
     alive = max((now - worker.started_at).total_seconds(), 1e-9)
-    return WorkerPublic(
-        id=worker.id,
-        host=worker.host,
-        gpu=worker.gpu,
-        pid=worker.pid,
-        current_trial_id=worker.current_trial_id,
-        trials_done=worker.trials_done,
-        busy_seconds=busy,
-        busy_fraction=min(busy / alive, 1.0),
-        started_at=worker.started_at,
-        last_seen_at=worker.last_seen_at,
+    return from_row(
+        WorkerPublic, worker, busy_seconds=busy, busy_fraction=min(busy / alive, 1.0)
     )
+
+
+def token_public(token: ApiToken) -> TokenPublic:
+    return TokenPublic.model_validate(token)

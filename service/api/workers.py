@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from service.api.deps import ContextDep, Reader, WorkerRole
 from service.api.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND
 from service.api.views import trial_leased, worker_public
-from service.scheduling import Lease
+from service.core.scheduling import Lease
 from service.schemas import LeasePublic, LeaseRequest, WorkersPublic
 from service.store import repository as repo
 
@@ -60,7 +60,7 @@ async def lease(
         objective=study.objective,
         objective_args=study.objective_args,
         metric=study.metric,
-        direction=study.direction,  # type: ignore[arg-type]
+        direction=study.direction,
         lease_seconds=ctx.settings.lease_seconds,
     )
 

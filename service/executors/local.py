@@ -1,13 +1,13 @@
 """The local executor: one worker process per GPU (pinned with CUDA_VISIBLE_DEVICES) or CPU slot.
 
-Each process runs `service.worker.Worker`; CUDA_VISIBLE_DEVICES is set in its environment
-before Python starts, so a trainer can only see its own GPU. The supervisor restarts a
-process that dies (a segfaulting trainer, the OOM killer) unless it is shutting down.
+Each process runs one worker loop (`python -m service.cli.worker`), with CUDA_VISIBLE_DEVICES
+set in its environment before Python starts, so a trainer can only see its own GPU. The
+supervisor restarts a process that dies (a segfaulting trainer, the OOM killer) unless it is
+shutting down.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.worker import EXIT_REFUSED, Worker, WorkerOptions, WorkerRefused, default_worker_id
+from service.worker import EXIT_REFUSED
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class LocalExecutor:
         cmd = [
             sys.executable,
             "-m",
-            "service.executors.local",
+            "service.cli.worker",
             "--server",
             self.server,
             "--slot",
@@ -157,10 +157,6 @@ class LocalExecutor:
                     return next((c for c in codes if c), 0)
             time.sleep(0.2)
 
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self._procs.values()]
-
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM every worker (each releases its trial), then SIGKILL those still alive."""
         self._stopping.set()
@@ -174,65 +170,3 @@ class LocalExecutor:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-
-def _stop_when_orphaned(worker: Worker, poll_s: float = 1.0) -> None:
-    """A worker process ends with its supervisor: if the supervisor dies (kill -9), the
-    worker releases its trial at the next report and leaves instead of running unsupervised."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(poll_s)
-        log.warning("the supervisor (pid %s) is gone; stopping this worker", parent)
-        worker.request_stop()
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """One worker process (started by LocalExecutor)."""
-    parser = argparse.ArgumentParser(prog="python -m service.executors.local")
-    parser.add_argument("--server", required=True)
-    parser.add_argument("--slot", required=True)
-    parser.add_argument("--gpu")
-    parser.add_argument("--threads", type=int)
-    parser.add_argument("--artifact-root", type=Path, default=Path("tunesmith-worker-artifacts"))
-    parser.add_argument("--max-trials", type=int)
-    parser.add_argument("--idle-timeout", type=float)
-    parser.add_argument("--objective", action="append", dest="objectives")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("TUNESMITH_LOG_LEVEL", "INFO").upper(),
-        format=f"%(asctime)s %(levelname)s worker[{args.slot}] %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    worker = Worker(
-        WorkerOptions(
-            server=args.server,
-            token=os.environ.get("TUNESMITH_TOKEN"),
-            worker_id=default_worker_id(args.slot),
-            gpu=args.gpu,
-            threads=args.threads,
-            artifact_root=args.artifact_root,
-            max_trials=args.max_trials,
-            idle_timeout=args.idle_timeout,
-            objectives=args.objectives,
-        )
-    )
-    # Under the supervisor a stop request may arrive twice (the process group's SIGTERM or
-    # Ctrl-C, then the supervisor's own SIGTERM): each one only asks the loop to release its
-    # trial and end; a worker that does not end is killed by the supervisor's timeout.
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: worker.request_stop())
-    signal.signal(signal.SIGINT, lambda _signum, _frame: worker.request_stop())
-    _stop_when_orphaned(worker)
-    try:
-        worker.run()
-    except WorkerRefused as exc:
-        log.error("%s", exc)
-        return EXIT_REFUSED
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,51 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, Literal, Protocol
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from service.domain import Direction, TrialState
 from service.space import SearchSpace
-
-Direction = Literal["minimize", "maximize"]
-
-
-class StrategyName(StrEnum):
-    GP = "gp"
-    RANDOM = "random"
-    SOBOL = "sobol"
-    TPE = "tpe"
-    SKOPT = "skopt"
-
-
-class AcquisitionName(StrEnum):
-    UCB = "ucb"
-    PI = "pi"
-    EI = "ei"
-    AUTO = "auto"
-
-
-class StrategySpec(BaseModel):
-    """The `strategy` field of a study specification.
-
-    `beta` multiplies the predicted std in UCB; `xi` is the EI/PI margin, both in standardized
-    (warped) output units. `n_initial` defaults, for gp, to twice the number of searchable
-    parameters clipped to [5, 10] (10 for tpe and skopt). `output_warping` turns the robust
-    output transform (failed values imputed, bad half rank-warped) on or off; off still
-    imputes failures.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: StrategyName = StrategyName.GP
-    acquisition: AcquisitionName = AcquisitionName.AUTO
-    beta: float = Field(default=2.0, gt=0, le=100, allow_inf_nan=False)
-    xi: float = Field(default=0.01, ge=0, le=10, allow_inf_nan=False)
-    n_initial: int | None = Field(default=None, ge=1, le=1000)
-    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
-    output_warping: bool = True
+from service.specs import StrategySpec
 
 
 @dataclass(frozen=True)
@@ -62,14 +23,17 @@ class Observation:
     """A finished trial as the optimizer sees it.
 
     `value` is the raw objective value in the study's direction (not sign-flipped); it is None
-    or non-finite for failed trials. `state` is "complete", "pruned" or "failed"; `step` is the
-    last reported step for pruned trials.
+    or non-finite for failed trials. `state` is a finished state; `step` is the last reported
+    step for pruned trials.
     """
 
     params: Mapping[str, Any]
     value: float | None
-    state: Literal["complete", "pruned", "failed"]
+    state: TrialState
     step: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", TrialState(self.state))
 
     @property
     def is_finite(self) -> bool:
@@ -97,17 +61,71 @@ class SuggestRequest:
     state: Mapping[str, Any] = field(default_factory=dict)
     prior: Sequence[Sequence[Observation]] = ()
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "direction", Direction(self.direction))
+
+
+@dataclass(frozen=True)
+class SuggestionInfo:
+    """Why a configuration was suggested; stored with its trial (`Trial.suggestion`, JSON)
+    and read back by the dashboard and the EI stopping rule.
+
+    `source`: the strategy that chose it ("gp", "sobol", "random", "tpe", "skopt") or how it
+    arrived ("enqueued", "warm_start", "imported"). For GP suggestions: the acquisition, its
+    value (standardized units), the predicted mean and std (the objective's own units and
+    direction), and for the `auto` portfolio its name and the arms' gains. Non-finite numbers
+    are stored as None.
+    """
+
+    source: str
+    acquisition: str | None = None
+    acquisition_value: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    portfolio: str | None = None
+    hedge_gains: dict[str, float | None] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object stored with the trial (None fields left out)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any] | None) -> SuggestionInfo:
+        """Reads a stored object back; unknown keys and malformed values are ignored."""
+        raw = raw or {}
+
+        def text(key: str) -> str | None:
+            value = raw.get(key)
+            return value if isinstance(value, str) else None
+
+        gains = raw.get("hedge_gains")
+        return cls(
+            source=text("source") or "",
+            acquisition=text("acquisition"),
+            acquisition_value=_finite_or_none(raw.get("acquisition_value")),
+            mean=_finite_or_none(raw.get("mean")),
+            std=_finite_or_none(raw.get("std")),
+            portfolio=text("portfolio"),
+            hedge_gains=(
+                {str(k): _finite_or_none(v) for k, v in gains.items()}
+                if isinstance(gains, dict)
+                else None
+            ),
+        )
+
+
+def _finite_or_none(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
 
 @dataclass(frozen=True)
 class Suggestion:
-    """A configuration to evaluate, with why it was chosen (no id: it is not a trial yet).
-
-    `info` is stored with the trial and shown on the dashboard: e.g. {"source": "gp",
-    "acquisition": "ei", "acquisition_value": ..., "mean": ..., "std": ...}.
-    """
+    """A configuration to evaluate, with why it was chosen (no id: it is not a trial yet)."""
 
     params: dict[str, Any]
-    info: dict[str, Any] = field(default_factory=dict)
+    info: SuggestionInfo
 
 
 @dataclass(frozen=True)

@@ -47,47 +47,37 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from service.optimizer.acquisition import Acquisition
 from service.optimizer.base import (
-    AcquisitionName,
     Suggestion,
+    SuggestionInfo,
     SuggestRequest,
     SuggestResult,
 )
-from service.optimizer.gp import GaussianProcess, GPParams, Surrogate, fit_params
+from service.optimizer.gp import Surrogate
 from service.optimizer.maximize import CandidatePool, build_pool, maximize
-from service.optimizer.sampling import (
-    RandomStrategy,
-    SobolStrategy,
-    seen_keys,
+from service.optimizer.model import (
+    ModelSettings,
+    StudyModel,
+    build_model,
+    default_n_initial,
+    earlier_studies,
+    observed_value,
 )
-from service.optimizer.transfer import PriorStack, Source, TransferGP, first_residuals, fit_prior
-from service.optimizer.transfer import sources as prior_sources
+from service.optimizer.sampling import RandomStrategy, SobolStrategy, seen_keys
 from service.optimizer.warping import OutputWarp
-from service.space import SearchSpace
+from service.specs import AcquisitionName
 
 logger = logging.getLogger(__name__)
 
 ARMS = (AcquisitionName.UCB, AcquisitionName.PI, AcquisitionName.EI)
 _MAX_NOMINEES = 64
-
-
-def default_n_initial(space: SearchSpace) -> int:
-    searchable = sum(1 for _ in space.columns)
-    return min(10, max(5, 2 * searchable))
-
-
-@dataclass(frozen=True)
-class _Data:
-    X: np.ndarray
-    y: np.ndarray
-    warp: OutputWarp
 
 
 class GPStrategy:
@@ -105,19 +95,21 @@ class GPStrategy:
     ) -> None:
         self.n_candidates = n_candidates
         self.n_starts = n_starts
-        self.always_refit_below = always_refit_below
-        self.refit_divisor = refit_divisor
-        self.fit_cap = fit_cap
-        self.predict_cap = predict_cap
-        self.prior_cap = prior_cap
+        self.model_settings = ModelSettings(
+            always_refit_below=always_refit_below,
+            refit_divisor=refit_divisor,
+            fit_cap=fit_cap,
+            predict_cap=predict_cap,
+            prior_cap=prior_cap,
+        )
         self.hedge_eta = hedge_eta
 
     def suggest(self, request: SuggestRequest) -> SuggestResult:
         space = request.space
         n_initial = request.spec.n_initial or default_n_initial(space)
         n_trials = len(request.observations) + len(request.pending)
-        has_value = any(_value(o) is not None for o in request.observations)
-        earlier = prior_sources(request, cap=self.prior_cap)
+        has_value = any(observed_value(o) is not None for o in request.observations)
+        earlier = earlier_studies(request, self.model_settings)
         if earlier:
             # The prior has located the good region: no space-filling design.
             n_sobol = 0
@@ -135,8 +127,12 @@ class GPStrategy:
         if n_sobol < request.count:
             pending = [*request.pending, *(s.params for s in out)]
             rest = replace(request, count=request.count - n_sobol, pending=pending)
+            rng = np.random.default_rng(rest.seed)
             try:
-                result = self._suggest_gp(rest, state, earlier, n_initial)
+                model = build_model(
+                    rest, state, rng, settings=self.model_settings, earlier=earlier
+                )
+                result = self._suggest_gp(rest, state, model, rng)
             except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
                 logger.warning("GP suggestion failed, using random search: %s", exc)
                 result = RandomStrategy().suggest(rest)
@@ -152,47 +148,21 @@ class GPStrategy:
         self,
         request: SuggestRequest,
         state: Mapping[str, Any],
-        earlier: list[Source],
-        n_initial: int,
+        model: StudyModel,
+        rng: np.random.Generator,
     ) -> SuggestResult:
         space, spec = request.space, request.spec
-        rng = np.random.default_rng(request.seed)
-        n_obs = len(request.observations)
-        # A warm study's first trials cluster around the prior's optimum by design; the rank
-        # warp would take their tiny differences for the whole range of the objective (the
-        # residual GP then calls them noise), so it waits for twice a cold design's values.
-        rank_warp = spec.output_warping and (not earlier or n_obs >= 2 * n_initial)
-        data = self._data(request, rng, rank_warp=rank_warp)
-        new_state: dict[str, Any] = {}
-        gp: Surrogate
-        if earlier:
-            prior, new_state["prior_gp"] = fit_prior(
-                earlier, state.get("prior_gp"), fit_cap=self.fit_cap
-            )
-            gp, fit_state, warnings = self._transfer(data, prior, state, rng, n_obs)
-            prior_top = np.vstack([s.top for s in earlier])
-        else:
-            params, fit_state, warnings = self._params(data, state, rng, n_obs)
-            gp = GaussianProcess(data.X, data.y, params)
-            prior_top = np.zeros((0, space.dim))
-        pending_X = (
-            space.encode_many(request.pending) if request.pending else np.zeros((0, space.dim))
-        )
-        gp_var = gp.condition_on_pending(pending_X)
-        # Before the study's first value (warm start), the bar is the prior's best prediction.
-        best = float(data.y.max()) if len(data.y) else float(gp.predict(prior_top)[0].max())
-        if len(pending_X):
-            best = max(best, float(gp.predict(pending_X)[0].max()))
-
+        gp_var, best = model.with_pending, model.best
         hedge = _Hedge.from_state(state.get("hedge"), space.dim)
         auto = spec.acquisition == AcquisitionName.AUTO
         if auto:
-            hedge.update_gains(gp)
-        top = np.argsort(-data.y)[: min(5, len(data.y))]
-        incumbents = np.vstack([data.X[top], prior_top])
+            hedge.update_gains(model.surrogate)
+        y = model.data.y
+        top = np.argsort(-y)[: min(5, len(y))]
+        incumbents = np.vstack([model.data.X[top], model.prior_top])
         seen = seen_keys(request)
         # Scoring m candidates costs O(m n^2): past n ~ 200 the pool shrinks (to 256 at least).
-        n_candidates = int(np.clip(2e5 / max(len(data.y), 1), 256, self.n_candidates))
+        n_candidates = int(np.clip(2e5 / max(len(y), 1), 256, self.n_candidates))
         n_candidates = 1 << (n_candidates.bit_length() - 1)
         suggestions: list[Suggestion] = []
         for _ in range(request.count):
@@ -211,114 +181,33 @@ class GPStrategy:
                 continue
             if auto:
                 hedge.nominate(acq, pick.x, pool, spec.beta, spec.xi)
-            suggestions.append(Suggestion(pick.config, _info(acq, pick, data.warp, request, hedge)))
+            info = _info(acq, pick, model.data.warp, request, hedge)
+            suggestions.append(Suggestion(pick.config, info))
             seen.add(space.key(pick.config))
             if len(suggestions) < request.count:
                 gp_var = gp_var.condition_on_pending(pick.x[None, :])
                 best = max(best, pick.mean)
-        new_state["gp"] = fit_state
+        new_state = dict(model.state)
         if auto:
             new_state["hedge"] = hedge.to_state()
-        return SuggestResult(suggestions, state=new_state, warnings=warnings)
-
-    def _data(self, request: SuggestRequest, rng: np.random.Generator, *, rank_warp: bool) -> _Data:
-        space = request.space
-        sign = 1.0 if request.direction == "maximize" else -1.0
-        obs = list(request.observations)
-        values = np.array([sign * v if (v := _value(o)) is not None else np.nan for o in obs])
-        X = space.encode_many(o.params for o in obs)
-        warp = OutputWarp.fit(values, rank_warp=rank_warp)
-        y = warp.y
-        if len(y) > self.predict_cap:
-            keep_best = np.argsort(-y)[: self.predict_cap // 4]
-            rest = np.setdiff1d(np.arange(len(y)), keep_best)
-            extra = rng.choice(rest, size=self.predict_cap - len(keep_best), replace=False)
-            idx = np.concatenate([keep_best, extra])
-            X, y = X[idx], y[idx]
-        return _Data(X, y, warp)
-
-    def _transfer(
-        self,
-        data: _Data,
-        prior: PriorStack,
-        state: Mapping[str, Any],
-        rng: np.random.Generator,
-        n_obs: int,
-    ) -> tuple[TransferGP, dict[str, Any], list[str]]:
-        """The warm-start model: the study's values as a residual over the earlier studies'.
-
-        The residual GP's hyperparameters follow the same refit schedule as a cold study's
-        GP (on the residuals), with the lengthscale prior centred on the earlier study's;
-        before the study's first value there is nothing to fit and they stay at that centre.
-        """
-        centre = prior.lengthscale_centre()
-        if not len(data.y):
-            params = replace(GPParams.default(data.X.shape[1]), log_lengthscales=centre)
-            return TransferGP.fit(prior, data.X, data.y, params), {}, []
-        residuals = replace(data, y=first_residuals(prior, data.X, data.y))
-        params, fit_state, warnings = self._params(residuals, state, rng, n_obs, centre)
-        return TransferGP.fit(prior, data.X, data.y, params), fit_state, warnings
-
-    def _params(
-        self,
-        data: _Data,
-        state: Mapping[str, Any],
-        rng: np.random.Generator,
-        n_obs: int,
-        lengthscale_centre: Sequence[float] | None = None,
-    ) -> tuple[GPParams, dict[str, Any], list[str]]:
-        """Hyperparameters per the refit schedule. `lengthscale_centre` (warm start) moves the
-        lengthscale prior, and the start that is otherwise the prior mode."""
-        d = data.X.shape[1]
-        mode = GPParams.default(d)
-        if lengthscale_centre is not None:
-            mode = replace(mode, log_lengthscales=tuple(lengthscale_centre))
-        stored = state.get("gp") if isinstance(state.get("gp"), Mapping) else None
-        previous = GPParams.from_state(stored, d) if stored else None
-        fitted_at = int(stored.get("n_fit", 0)) if stored else 0
-        interval = 1 if n_obs < self.always_refit_below else max(1, n_obs // self.refit_divisor)
-        if previous is not None and n_obs - fitted_at < interval:
-            return previous, dict(stored or {}), []
-        X, y = data.X, data.y
-        if len(y) > self.fit_cap:
-            idx = rng.choice(len(y), size=self.fit_cap, replace=False)
-            X, y = X[idx], y[idx]
-        starts = [mode] if previous is None else [previous, mode]
-        fitted = fit_params(X, y, starts=starts, lengthscale_centre=lengthscale_centre)
-        warnings: list[str] = []
-        if fitted is None:
-            fitted = previous or mode
-            warnings.append("GP hyperparameter fit failed; reused the previous/default kernel")
-            logger.warning("GP hyperparameter fit failed on %d points", len(y))
-        return fitted, {**fitted.to_state(), "n_fit": n_obs}, warnings
-
-
-def _value(o: Any) -> float | None:
-    v = o.value
-    if v is None or not math.isfinite(v):
-        return None
-    if o.state == "failed":
-        return None
-    return float(v)
+        return SuggestResult(suggestions, state=new_state, warnings=list(model.warnings))
 
 
 def _info(
     acq: Acquisition, pick: Any, warp: OutputWarp, request: SuggestRequest, hedge: _Hedge
-) -> dict[str, Any]:
+) -> SuggestionInfo:
     mean, std = warp.to_original(np.array([pick.mean]), np.array([pick.std]))
-    sign = 1.0 if request.direction == "maximize" else -1.0
     value = acq.value(np.array([pick.mean]), np.array([pick.std]))
-    info: dict[str, Any] = {
-        "source": "gp",
-        "acquisition": acq.name.value,
-        "acquisition_value": _finite(value[0]),
-        "mean": _finite(sign * mean[0]),
-        "std": _finite(std[0]),
-    }
-    if request.spec.acquisition == AcquisitionName.AUTO:
-        info["portfolio"] = "auto"
-        info["hedge_gains"] = {k: _finite(v) for k, v in hedge.gains.items()}
-    return info
+    auto = request.spec.acquisition == AcquisitionName.AUTO
+    return SuggestionInfo(
+        source="gp",
+        acquisition=acq.name.value,
+        acquisition_value=_finite(value[0]),
+        mean=_finite(request.direction.sign * mean[0]),
+        std=_finite(std[0]),
+        portfolio="auto" if auto else None,
+        hedge_gains={k: _finite(v) for k, v in hedge.gains.items()} if auto else None,
+    )
 
 
 def _finite(v: Any) -> float | None:

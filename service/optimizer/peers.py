@@ -24,11 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from service.optimizer.base import AcquisitionName, Suggestion, SuggestRequest, SuggestResult
-from service.optimizer.gp_strategy import default_n_initial
+from service.domain import TrialState
+from service.optimizer.base import Suggestion, SuggestionInfo, SuggestRequest, SuggestResult
+from service.optimizer.model import default_n_initial
 from service.optimizer.sampling import RandomStrategy, seen_keys
 from service.optimizer.transfer import with_initial_prior
-from service.space import CategoricalParam, FixedParam, FloatParam, IntParam, SearchSpace
+from service.params import CategoricalParam, FixedParam, FloatParam, IntParam
+from service.space import SearchSpace
+from service.specs import AcquisitionName
 
 
 def peer_available(module: str) -> str | None:
@@ -54,9 +57,9 @@ def _dedupe(request: SuggestRequest, configs: list[dict[str, Any]], source: str)
             fill = RandomStrategy().suggest(
                 replace(request, count=1, pending=pending, seed=request.seed + 1 + i)
             )
-            out += [Suggestion(s.params, {"source": "random"}) for s in fill.suggestions]
+            out += [Suggestion(s.params, s.info) for s in fill.suggestions]
         else:
-            out.append(Suggestion(config, {"source": source}))
+            out.append(Suggestion(config, SuggestionInfo(source)))
         seen.add(space.key(out[-1].params))
     return SuggestResult(out)
 
@@ -81,7 +84,8 @@ class TPEStrategy:
 
     def suggest(self, request: SuggestRequest) -> SuggestResult:
         import optuna
-        from optuna.trial import TrialState, create_trial
+        from optuna.trial import TrialState as OptunaState
+        from optuna.trial import create_trial
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         request = _with_prior(request)
@@ -92,26 +96,26 @@ class TPEStrategy:
             sampler = optuna.samplers.TPESampler(
                 seed=request.seed, n_startup_trials=request.spec.n_initial or 10
             )
-            study = optuna.create_study(direction=request.direction, sampler=sampler)
+            study = optuna.create_study(direction=request.direction.value, sampler=sampler)
             for o in request.observations:
                 params = {k: o.params[k] for k in dists}
                 ok = o.value is not None and math.isfinite(o.value)
-                if o.state == "pruned" and ok:
+                if o.state == TrialState.PRUNED and ok:
                     step = o.step or 0
                     trial = create_trial(
-                        state=TrialState.PRUNED,
+                        state=OptunaState.PRUNED,
                         params=params,
                         distributions=dists,
                         intermediate_values={step: float(o.value)},  # type: ignore[arg-type]
                     )
-                elif o.state == "complete" and ok:
+                elif o.state == TrialState.COMPLETE and ok:
                     trial = create_trial(
                         value=float(o.value),  # type: ignore[arg-type]
                         params=params,
                         distributions=dists,
                     )
                 else:
-                    trial = create_trial(state=TrialState.FAIL, params=params, distributions=dists)
+                    trial = create_trial(state=OptunaState.FAIL, params=params, distributions=dists)
                 study.add_trial(trial)
             for config in request.pending:
                 study.enqueue_trial({k: config[k] for k in dists}, skip_if_exists=False)
@@ -144,7 +148,7 @@ class SkoptStrategy:
             AcquisitionName.AUTO: "gp_hedge",
         }[spec.acquisition]
         n_initial = spec.n_initial or 10
-        sign = -1.0 if request.direction == "maximize" else 1.0
+        sign = -request.direction.sign
         xs = [_to_skopt(space, names, o.params) for o in request.observations]
         ys = [sign * o.value if o.value is not None else math.nan for o in request.observations]
         finite = [y for y in ys if math.isfinite(y)]

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc
 
-from service.optimizer.base import Suggestion, SuggestRequest, SuggestResult
+from service.optimizer.base import Suggestion, SuggestionInfo, SuggestRequest, SuggestResult
 from service.space import SearchSpace
 
 
@@ -60,7 +60,7 @@ class RandomStrategy:
             if len(configs) == request.count:
                 break
         configs = fill_exhausted(space, rng, configs, request.count)
-        return SuggestResult([Suggestion(c, {"source": "random"}) for c in configs])
+        return SuggestResult([Suggestion(c, SuggestionInfo("random")) for c in configs])
 
 
 class SobolStrategy:
@@ -87,4 +87,4 @@ class SobolStrategy:
         rng = np.random.default_rng(request.seed)
         configs = fill_exhausted(space, rng, configs, request.count)
         state = {"sobol_seed": seed, "sobol_position": position + drawn}
-        return SuggestResult([Suggestion(c, {"source": "sobol"}) for c in configs], state=state)
+        return SuggestResult([Suggestion(c, SuggestionInfo("sobol")) for c in configs], state=state)

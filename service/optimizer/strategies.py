@@ -1,11 +1,13 @@
-"""Strategy registry: the one place a strategy name becomes an implementation."""
+"""Strategy registry: the one place a strategy name becomes an implementation.
+
+Each strategy's module is imported on first use, so a process that only reads the seam's
+types (or never suggests) does not load scipy, scikit-learn or the peers' packages.
+"""
 
 from __future__ import annotations
 
-from service.optimizer.base import Strategy, StrategyName
-from service.optimizer.gp_strategy import GPStrategy
-from service.optimizer.peers import SkoptStrategy, TPEStrategy, peer_available
-from service.optimizer.sampling import RandomStrategy, SobolStrategy
+from service.optimizer.base import Strategy
+from service.specs import StrategyName
 
 
 def get_strategy(name: StrategyName) -> tuple[Strategy, str | None]:
@@ -15,13 +17,20 @@ def get_strategy(name: StrategyName) -> tuple[Strategy, str | None]:
     strategy falls back to `gp` with a warning saying which package is missing.
     """
     if name == StrategyName.RANDOM:
+        from service.optimizer.sampling import RandomStrategy
+
         return RandomStrategy(), None
     if name == StrategyName.SOBOL:
+        from service.optimizer.sampling import SobolStrategy
+
         return SobolStrategy(), None
-    if name == StrategyName.TPE:
-        missing = peer_available("optuna")
-        return (TPEStrategy(), None) if missing is None else (GPStrategy(), missing)
-    if name == StrategyName.SKOPT:
-        missing = peer_available("skopt")
-        return (SkoptStrategy(), None) if missing is None else (GPStrategy(), missing)
+    from service.optimizer.gp_strategy import GPStrategy
+
+    if name in (StrategyName.TPE, StrategyName.SKOPT):
+        from service.optimizer.peers import SkoptStrategy, TPEStrategy, peer_available
+
+        missing = peer_available("optuna" if name == StrategyName.TPE else "skopt")
+        if missing is not None:
+            return GPStrategy(), missing
+        return (TPEStrategy() if name == StrategyName.TPE else SkoptStrategy()), None
     return GPStrategy(), None

@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from service.domain import TrialState
 from service.optimizer.base import Observation, SuggestRequest
 from service.optimizer.gp import GaussianProcess, GPParams, PosteriorMean, fit_params
 from service.optimizer.warping import OutputWarp
@@ -84,7 +85,7 @@ class Source:
 def sources(request: SuggestRequest, *, cap: int = 500) -> list[Source]:
     """The earlier studies in `request.prior` that can inform a model, oldest first."""
     space = request.space
-    sign = 1.0 if request.direction == "maximize" else -1.0
+    sign = request.direction.sign
     out: list[Source] = []
     for index, observations in enumerate(request.prior):
         kept = [o for o in observations if _usable(o, space)]
@@ -106,7 +107,7 @@ def sources(request: SuggestRequest, *, cap: int = 500) -> list[Source]:
 
 
 def _usable(o: Observation, space: SearchSpace) -> bool:
-    return o.state == "complete" and o.is_finite and space.contains(o.params)
+    return o.state == TrialState.COMPLETE and o.is_finite and space.contains(o.params)
 
 
 def map_prior(m: np.ndarray, y: np.ndarray, solve: Solve | None = None) -> tuple[float, float]:
@@ -296,7 +297,11 @@ def with_initial_prior(request: SuggestRequest, n_initial: int) -> SuggestReques
     Later the study's own data rule, so a shifted optimum is not blurred by them."""
     if not request.prior or len(request.observations) + len(request.pending) >= n_initial:
         return request
-    own = [float(o.value) for o in request.observations if o.is_finite and o.state != "failed"]  # type: ignore[arg-type]
+    own = [
+        float(o.value)  # type: ignore[arg-type]
+        for o in request.observations
+        if o.is_finite and o.state != TrialState.FAILED
+    ]
     target = (statistics.fmean(own), statistics.pstdev(own) or 1.0) if len(own) >= 2 else None
     extra: list[Observation] = []
     for observations in request.prior:
@@ -308,5 +313,5 @@ def with_initial_prior(request: SuggestRequest, n_initial: int) -> SuggestReques
         for o, value in zip(kept, values, strict=True):
             if target is not None:
                 value = target[0] + (value - mean) / std * target[1]
-            extra.append(Observation(params=o.params, value=value, state="complete"))
+            extra.append(Observation(params=o.params, value=value, state=TrialState.COMPLETE))
     return replace(request, observations=[*extra, *request.observations])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -28,6 +28,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from service.domain import (
+    AttemptOutcome,
+    Direction,
+    Role,
+    StopKind,
+    StudyState,
+    TrialState,
+)
+
+E = TypeVar("E", bound=StrEnum)
 
 
 def utcnow() -> datetime:
@@ -55,41 +66,21 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-class StudyState(StrEnum):
-    RUNNING = "running"
-    PAUSED = "paused"
-    STOPPED = "stopped"
-    DONE = "done"
+class EnumString(TypeDecorator[E]):
+    """A domain enum stored as its string value (VARCHAR), read back as the enum member."""
 
-    def accepts_trials(self) -> bool:
-        return self is StudyState.RUNNING
+    impl = String(16)
+    cache_ok = True
 
+    def __init__(self, enum: type[E]) -> None:
+        super().__init__()
+        self.enum = enum
 
-class TrialState(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    COMPLETE = "complete"
-    PRUNED = "pruned"
-    FAILED = "failed"
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
 
-    def is_finished(self) -> bool:
-        return self in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
-
-
-class AttemptOutcome(StrEnum):
-    RUNNING = "running"
-    COMPLETE = "complete"
-    PRUNED = "pruned"
-    FAILED = "failed"
-    LOST = "lost"
-    RELEASED = "released"
-
-
-class Role(StrEnum):
-    ADMIN = "admin"
-    USER = "user"
-    WORKER = "worker"
-    VIEWER = "viewer"
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
 
 
 class Base(DeclarativeBase):
@@ -104,7 +95,7 @@ class Study(Base):
     objective: Mapped[str] = mapped_column(String(200))
     objective_args: Mapped[dict[str, Any]] = mapped_column(default=dict)
     metric: Mapped[str] = mapped_column(String(200))
-    direction: Mapped[str] = mapped_column(String(16))
+    direction: Mapped[Direction] = mapped_column(EnumString(Direction))
     space: Mapped[dict[str, Any]]
     strategy: Mapped[dict[str, Any]]
     budget: Mapped[dict[str, Any]]
@@ -112,7 +103,10 @@ class Study(Base):
     stopping: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     warm_start: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     seed: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16), default=StudyState.RUNNING.value, index=True)
+    state: Mapped[StudyState] = mapped_column(
+        EnumString(StudyState), default=StudyState.RUNNING, index=True
+    )
+    stop_kind: Mapped[StopKind | None] = mapped_column(EnumString(StopKind), nullable=True)
     stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     strategy_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     stopping_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -141,7 +135,7 @@ class Trial(Base):
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
     number: Mapped[int] = mapped_column(Integer)
     params: Mapped[dict[str, Any]]
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[TrialState] = mapped_column(EnumString(TrialState))
     value: Mapped[float | None] = mapped_column(Float, nullable=True)
     step: Mapped[int | None] = mapped_column(Integer, nullable=True)
     seed: Mapped[int] = mapped_column(Integer)
@@ -171,7 +165,9 @@ class TrialAttempt(Base):
     number: Mapped[int] = mapped_column(Integer)
     worker_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lease_token: Mapped[str] = mapped_column(String(64))
-    outcome: Mapped[str] = mapped_column(String(16), default=AttemptOutcome.RUNNING.value)
+    outcome: Mapped[AttemptOutcome] = mapped_column(
+        EnumString(AttemptOutcome), default=AttemptOutcome.RUNNING
+    )
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -224,7 +220,7 @@ class ApiToken(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(16))
+    role: Mapped[Role] = mapped_column(EnumString(Role))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)

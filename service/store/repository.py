@@ -7,24 +7,21 @@ where the write session already holds the database's single write lock).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from service.domain import AttemptOutcome, Direction, Role, StudyState, TrialState
 from service.errors import Conflict, NotFound
 from service.store.models import (
     ApiToken,
     Artifact,
-    AttemptOutcome,
     Study,
-    StudyState,
     Trial,
     TrialAttempt,
-    TrialState,
     TrialValue,
     Worker,
     utcnow,
@@ -69,7 +66,7 @@ def list_studies(
 ) -> tuple[list[Study], int]:
     where: list[ColumnElement[bool]] = []
     if state is not None:
-        where.append(Study.state == state.value)
+        where.append(Study.state == state)
     count = session.scalar(select(func.count()).select_from(Study).where(*where)) or 0
     rows = session.scalars(
         select(Study).where(*where).order_by(Study.id.desc()).offset(offset).limit(limit)
@@ -98,19 +95,19 @@ def count_in_states(session: Session, study_id: int, states: Sequence[TrialState
         session.scalar(
             select(func.count())
             .select_from(Trial)
-            .where(Trial.study_id == study_id, Trial.state.in_([s.value for s in states]))
+            .where(Trial.study_id == study_id, Trial.state.in_(list(states)))
         )
         or 0
     )
 
 
 def best_trial(session: Session, study: Study) -> Trial | None:
-    order = Trial.value.asc() if study.direction == "minimize" else Trial.value.desc()
+    order = Trial.value.desc() if study.direction == Direction.MAXIMIZE else Trial.value.asc()
     return session.scalar(
         select(Trial)
         .where(
             Trial.study_id == study.id,
-            Trial.state == TrialState.COMPLETE.value,
+            Trial.state == TrialState.COMPLETE,
             Trial.value.is_not(None),
         )
         .order_by(order, Trial.number.asc())
@@ -122,14 +119,14 @@ def runnable_studies(session: Session, objectives: Sequence[str] | None) -> list
     """(study id, running trials) of running, worker-evaluated studies, least busy first."""
     running = (
         select(Trial.study_id, func.count().label("n"))
-        .where(Trial.state == TrialState.RUNNING.value)
+        .where(Trial.state == TrialState.RUNNING)
         .group_by(Trial.study_id)
         .subquery()
     )
     stmt = (
         select(Study.id, func.coalesce(running.c.n, 0))
         .outerjoin(running, running.c.study_id == Study.id)
-        .where(Study.state == StudyState.RUNNING.value, Study.objective != "external")
+        .where(Study.state == StudyState.RUNNING, Study.objective != "external")
         .order_by(func.coalesce(running.c.n, 0).asc(), Study.id.asc())
     )
     if objectives is not None:
@@ -162,7 +159,7 @@ def list_trials(
 ) -> tuple[list[Trial], int]:
     where: list[ColumnElement[bool]] = [Trial.study_id == study_id]
     if states:
-        where.append(Trial.state.in_([s.value for s in states]))
+        where.append(Trial.state.in_(list(states)))
     count = session.scalar(select(func.count()).select_from(Trial).where(*where)) or 0
     column = {
         "number": Trial.number,
@@ -187,56 +184,9 @@ def trials_in_states(session: Session, study_id: int, states: Sequence[TrialStat
     return list(
         session.scalars(
             select(Trial)
-            .where(Trial.study_id == study_id, Trial.state.in_([s.value for s in states]))
+            .where(Trial.study_id == study_id, Trial.state.in_(list(states)))
             .order_by(Trial.number)
         ).all()
-    )
-
-
-@dataclass(frozen=True)
-class TrialRecord:
-    """The columns of a trial that a strategy needs, without loading the ORM object."""
-
-    number: int
-    state: str
-    params: dict[str, Any]
-    value: float | None
-    step: int | None
-
-
-def trial_history(session: Session, study_id: int) -> list[TrialRecord]:
-    """Every trial of the study as a `TrialRecord`, by number (one query, no ORM rows)."""
-    rows = session.execute(
-        select(Trial.number, Trial.state, Trial.params, Trial.value, Trial.step)
-        .where(Trial.study_id == study_id)
-        .order_by(Trial.number)
-    ).all()
-    return [TrialRecord(*row) for row in rows]
-
-
-@dataclass(frozen=True)
-class StudyTally:
-    """How many of a study's trials run, wait and exist, and the next trial number."""
-
-    running: int
-    queued: int
-    total: int
-    next_number: int
-
-
-def study_tally(session: Session, study_id: int) -> StudyTally:
-    """A `StudyTally` from one aggregate query (the lease path reads it under the study lock,
-    where every statement saved shortens the time other leases wait)."""
-    running, queued, total, highest = session.execute(
-        select(
-            func.count().filter(Trial.state == TrialState.RUNNING.value),
-            func.count().filter(Trial.state == TrialState.QUEUED.value),
-            func.count(),
-            func.max(Trial.number),
-        ).where(Trial.study_id == study_id)
-    ).one()
-    return StudyTally(
-        int(running), int(queued), int(total), 0 if highest is None else int(highest) + 1
     )
 
 
@@ -248,7 +198,7 @@ def next_trial_number(session: Session, study_id: int) -> int:
 def claim_queued_trial(session: Session, study_id: int) -> Trial | None:
     return session.scalar(
         select(Trial)
-        .where(Trial.study_id == study_id, Trial.state == TrialState.QUEUED.value)
+        .where(Trial.study_id == study_id, Trial.state == TrialState.QUEUED)
         .order_by(Trial.number)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -260,7 +210,7 @@ def running_trial_of_worker(session: Session, worker_id: str, now: datetime) -> 
         select(Trial)
         .where(
             Trial.worker_id == worker_id,
-            Trial.state == TrialState.RUNNING.value,
+            Trial.state == TrialState.RUNNING,
             Trial.lease_expires_at > now,
         )
         .order_by(Trial.id)
@@ -272,7 +222,7 @@ def expired_trials(session: Session, now: datetime) -> list[Trial]:
     return list(
         session.scalars(
             select(Trial)
-            .where(Trial.state == TrialState.RUNNING.value, Trial.lease_expires_at <= now)
+            .where(Trial.state == TrialState.RUNNING, Trial.lease_expires_at <= now)
             .with_for_update(skip_locked=True)
         ).all()
     )
@@ -285,7 +235,7 @@ def lost_attempts(session: Session, trial_id: int) -> int:
             .select_from(TrialAttempt)
             .where(
                 TrialAttempt.trial_id == trial_id,
-                TrialAttempt.outcome == AttemptOutcome.LOST.value,
+                TrialAttempt.outcome == AttemptOutcome.LOST,
             )
         )
         or 0
@@ -299,7 +249,7 @@ def end_attempt(
     session.execute(
         update(TrialAttempt)
         .where(TrialAttempt.trial_id == trial.id, TrialAttempt.lease_token == trial.lease_token)
-        .values(outcome=outcome.value, ended_at=now, error=error)
+        .values(outcome=outcome, ended_at=now, error=error)
         .execution_options(synchronize_session=False)
     )
 
@@ -465,7 +415,7 @@ def token_by_hash(session: Session, token_hash: str) -> ApiToken | None:
     return session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
 
 
-def add_token(session: Session, *, name: str, role: str, token_hash: str) -> ApiToken:
+def add_token(session: Session, *, name: str, role: Role, token_hash: str) -> ApiToken:
     row = ApiToken(name=name, role=role, token_hash=token_hash)
     session.add(row)
     session.flush()
@@ -480,17 +430,34 @@ def any_admin_token(session: Session) -> bool:
     return (
         session.scalar(
             select(ApiToken.id)
-            .where(ApiToken.role == "admin", ApiToken.revoked_at.is_(None))
+            .where(ApiToken.role == Role.ADMIN, ApiToken.revoked_at.is_(None))
             .limit(1)
         )
         is not None
     )
 
 
-def revoke_tokens(session: Session, where: ColumnElement[bool]) -> int:
+def revoke_token(session: Session, token_id: int) -> ApiToken:
+    """Revokes one token (a revoked one stays as it was); raises NotFound."""
+    row = session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound(f"token {token_id} not found")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.flush()
+    return row
+
+
+def revoke_worker_tokens(session: Session, name: str) -> int:
+    """Revokes every live worker token called `name` (a server minting its workers' token
+    anew); returns how many."""
     result = session.execute(
         update(ApiToken)
-        .where(and_(where, ApiToken.revoked_at.is_(None)))
+        .where(
+            ApiToken.name == name,
+            ApiToken.role == Role.WORKER,
+            ApiToken.revoked_at.is_(None),
+        )
         .values(revoked_at=utcnow())
     )
     return int(getattr(result, "rowcount", 0) or 0)

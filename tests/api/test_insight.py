@@ -121,6 +121,35 @@ def test_model_view_one_dimension(api: TestClient) -> None:
     assert view["surface"] is None and not view["warnings"]
 
 
+def test_model_view_is_the_model_that_chose_the_trials_of_a_warm_study(
+    api: TestClient,
+) -> None:
+    """The view's mean at a trial just suggested equals the mean the strategy stored with it:
+    the same model, earlier studies' prior included (a model without the prior, or another
+    refit, predicts elsewhere)."""
+    space = {
+        "x": {"type": "float", "low": 0.0, "high": 1.0},
+        "y": {"type": "float", "low": 0.0, "high": 1.0},
+        "kind": {"type": "categorical", "choices": ["a", "b"]},
+    }
+    earlier = _study(api, "earlier", objective="external", space=space)
+    _ask_tell(api, earlier["id"], 12)
+    warm = _study(
+        api, "warm", objective="external", space=space, warm_start={"studies": ["earlier"]}
+    )
+    _ask_tell(api, warm["id"], 3)
+    _ask_tell(api, warm["id"], 3)
+    response = api.post(f"/api/v1/studies/{warm['id']}/suggestions", json={"count": 1})
+    (asked,) = response.json()["data"]
+    assert asked["source"] == "gp" and asked["suggestion"]["mean"] is not None
+    view = api.get(f"/api/v1/studies/{warm['id']}/model", params={"param": "x"}).json()
+    (pending,) = [p for p in view["pending"] if p["trial_id"] == asked["id"]]
+    assert pending["mean"] == pytest.approx(asked["suggestion"]["mean"], rel=1e-6, abs=1e-9)
+    assert view["n_observations"] == 6
+    for point in view["observed"]:
+        assert point["mean"] is not None and math.isfinite(point["mean"])
+
+
 def test_model_view_two_dimensions_and_categorical_axis(api: TestClient) -> None:
     study = _study(api, "gp2", strategy={"name": "gp", "acquisition": "ucb"})
     _ask_tell(api, study["id"], 6)

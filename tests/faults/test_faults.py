@@ -83,7 +83,7 @@ def worker_child_running(client: Client, study_id: int) -> tuple[int, int, str] 
             cmdline = Path(f"/proc/{worker.pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"service.executors.local" in cmdline and trial.worker_id == worker.id:
+        if b"service.cli.worker" in cmdline and trial.worker_id == worker.id:
             return worker.pid, trial.id, worker.id
     return None
 

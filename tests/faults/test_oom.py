@@ -14,8 +14,8 @@ import pytest
 
 from objectives import registry
 from service import worker as worker_module
+from service.domain import TrialState
 from service.schemas import LeasePublic, TrialLeased
-from service.store.models import TrialState
 from service.worker import Worker, WorkerOptions
 
 

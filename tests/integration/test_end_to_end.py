@@ -111,7 +111,7 @@ def _child_pid_running(client: Client, study_id: int, slot: str) -> tuple[int, i
                 cmdline = Path(f"/proc/{worker.pid}/cmdline").read_bytes()
             except OSError:
                 continue
-            if b"service.executors.local" in cmdline:
+            if b"service.cli.worker" in cmdline:
                 return worker.pid, worker.current_trial_id
     return None
 

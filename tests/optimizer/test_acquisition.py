@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from service.optimizer.acquisition import Acquisition, ei, log_ei, log_h, pi, ucb
-from service.optimizer.base import AcquisitionName
+from service.specs import AcquisitionName
 
 skopt_acq = pytest.importorskip("skopt.acquisition")
 

@@ -68,7 +68,7 @@ def ask(
     assert len(result.suggestions) == count
     json.dumps(result.state)
     for s in result.suggestions:
-        json.dumps(s.info)
+        json.dumps(s.info.to_json())
         assert space.validate(s.params) == s.params
         assert all(type(v) in (int, float, str, bool) for v in s.params.values())
     return result
@@ -91,8 +91,8 @@ def test_count_four_gives_distinct_unseen_valid_points(acquisition):
     assert len(keys(MIXED, configs)) == 4
     assert not keys(MIXED, configs) & keys(MIXED, [o.params for o in obs])
     info = result.suggestions[0].info
-    assert info["source"] == "gp"
-    assert {"acquisition", "acquisition_value", "mean", "std"} <= set(info)
+    assert info.source == "gp"
+    assert {"acquisition", "acquisition_value", "mean", "std"} <= set(info.to_json())
 
 
 def test_four_sequential_calls_with_pending_are_distinct_and_state_round_trips():
@@ -116,9 +116,9 @@ def test_pending_points_spread_the_batch():
 
 
 def test_initial_design_is_sobol_then_gp():
-    assert ask(MIXED, [], count=3).suggestions[0].info["source"] == "sobol"
+    assert ask(MIXED, [], count=3).suggestions[0].info.source == "sobol"
     result = ask(MIXED, history(MIXED, 3), count=1, n_initial=3)
-    assert result.suggestions[0].info["source"] == "gp"
+    assert result.suggestions[0].info.source == "gp"
 
 
 def test_all_nan_study_does_not_crash():
@@ -134,7 +134,7 @@ def test_failed_and_pruned_trials_mixed_in():
     rng = np.random.default_rng(9)
     obs += [Observation(c, math.inf, "failed") for c in MIXED.sample(rng, 3)]
     obs += [Observation(c, 5.0, "pruned", step=3) for c in MIXED.sample(rng, 3)]
-    assert ask(MIXED, obs, count=2).suggestions[0].info["source"] == "gp"
+    assert ask(MIXED, obs, count=2).suggestions[0].info.source == "gp"
 
 
 @pytest.mark.parametrize("case", ["single", "duplicates", "constant"])
@@ -150,7 +150,7 @@ def test_degenerate_histories(case):
         obs = [Observation(c, 4.2, "complete") for c in space.sample(np.random.default_rng(0), 8)]
     result = ask(space, obs, count=3, n_initial=1)
     assert len(keys(space, [s.params for s in result.suggestions])) == 3
-    assert math.isfinite(result.suggestions[0].info["mean"])
+    assert math.isfinite(result.suggestions[0].info.mean)
 
 
 def test_finite_space_is_exhausted_before_any_repeat():
@@ -173,7 +173,7 @@ def test_info_mean_is_in_objective_units_and_direction():
     xs = np.linspace(0, 1, 9)
     obs = [Observation({"x": float(x)}, 1000.0 + 10.0 * x, "complete") for x in xs]
     info = ask(space, obs, direction="maximize", acquisition="ei").suggestions[0].info
-    assert 1000.0 < info["mean"] < 1015.0 and 0.0 < info["std"] < 5.0
+    assert 1000.0 < info.mean < 1015.0 and 0.0 < info.std < 5.0
 
 
 def test_refit_reuses_stored_hyperparameters_between_refits():

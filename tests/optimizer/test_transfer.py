@@ -249,8 +249,8 @@ def test_a_prior_that_adds_nothing_leaves_the_cold_strategy_unchanged():
 def test_no_own_value_yet_is_model_based_and_a_batch_spreads():
     prior = [observe(shifted, sobol(30, 1))]
     result = GPStrategy().suggest(request([], prior, count=3))
-    assert [s.info["source"] for s in result.suggestions] == ["gp"] * 3
-    assert result.suggestions[0].info["mean"] is None  # no own value: no scale to report
+    assert [s.info.source for s in result.suggestions] == ["gp"] * 3
+    assert result.suggestions[0].info.mean is None  # no own value: no scale to report
     xs = UNIT.encode_many(s.params for s in result.suggestions)
     assert min(np.linalg.norm(xs[i] - xs[j]) for i in range(3) for j in range(i)) > 1e-3
     json.dumps(result.state)
@@ -266,14 +266,14 @@ def test_degenerate_own_values_still_suggest(case):
     )
     own = [Observation(c, value, state) for c in configs]  # type: ignore[arg-type]
     result = GPStrategy().suggest(request(own, prior, count=2))
-    assert [s.info["source"] for s in result.suggestions] == ["gp", "gp"]
+    assert [s.info.source for s in result.suggestions] == ["gp", "gp"]
 
 
 def test_warm_model_is_used_past_the_initial_design():
     prior = [observe(shifted, sobol(30, 1))]
     own = observe(branin, sobol(25, 5))
     result = GPStrategy().suggest(request(own, prior))
-    assert result.suggestions[0].info["source"] == "gp" and "prior_gp" in result.state
+    assert result.suggestions[0].info.source == "gp" and "prior_gp" in result.state
 
 
 def test_peers_see_the_prior_only_during_their_initial_design():

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from service.lifecycle import TrialLifecycle
-from service.scheduling import LeasePolicy, Scheduler
+from service.core.lifecycle import TrialLifecycle
+from service.core.scheduling import LeasePolicy, Scheduler
+from service.core.studies import create_study
 from service.schemas import StudyCreate
 from service.store.db import Database
-from service.studies import create_study
 
 
 @dataclass

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from service.domain import TrialState
 from service.errors import Conflict, InvalidConfiguration
 from service.portability import StudyDocument, export_study, import_study
 from service.store import repository as repo
 from service.store.db import Database
-from service.store.models import TrialState
 from tests.policies.conftest import Service
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}, "k": {"type": "int", "low": 1, "high": 4}}

@@ -4,26 +4,28 @@ from __future__ import annotations
 
 import pytest
 
-from service.pruning import AshaRule, MedianRule, asha_decision, asha_rung, median_decision
-from service.store.models import TrialState
+from service.domain import Direction, TrialState
+from service.policies.pruning import asha_decision, asha_rung, median_decision
+from service.specs import AshaRule, MedianRule
 from tests.policies.conftest import Service
 
+MIN, MAX = Direction.MINIMIZE, Direction.MAXIMIZE
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 
 
 def test_median_rule_waits_for_warmup_and_min_trials() -> None:
     rule = MedianRule(warmup_steps=2, min_trials=3)
     peers = [1.0, 2.0, 3.0]
-    assert not median_decision(rule, "minimize", [9.0, 9.0], peers, step=2)  # warm-up
-    assert not median_decision(rule, "minimize", [9.0] * 3, peers[:2], step=3)  # too few
-    assert median_decision(rule, "minimize", [9.0] * 3, peers, step=3)
-    assert not median_decision(rule, "minimize", [9.0, 9.0, 1.5], peers, step=3)  # 1.5 < 2.0
+    assert not median_decision(rule, MIN, [9.0, 9.0], peers, step=2)  # warm-up
+    assert not median_decision(rule, MIN, [9.0] * 3, peers[:2], step=3)  # too few
+    assert median_decision(rule, MIN, [9.0] * 3, peers, step=3)
+    assert not median_decision(rule, MIN, [9.0, 9.0, 1.5], peers, step=3)  # 1.5 < 2.0
 
 
 def test_median_rule_respects_direction() -> None:
     rule = MedianRule(min_trials=1)
-    assert median_decision(rule, "maximize", [0.1], [0.5, 0.9], step=1)
-    assert not median_decision(rule, "maximize", [0.8], [0.5, 0.9], step=1)
+    assert median_decision(rule, MAX, [0.1], [0.5, 0.9], step=1)
+    assert not median_decision(rule, MAX, [0.8], [0.5, 0.9], step=1)
 
 
 def test_asha_rungs_are_geometric() -> None:
@@ -34,10 +36,10 @@ def test_asha_rungs_are_geometric() -> None:
 def test_asha_keeps_top_fraction() -> None:
     rule = AshaRule(reduction_factor=3)
     six = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]  # top third: 1.0 and 2.0 go on
-    assert not asha_decision(rule, "minimize", 2.0, six)
-    assert asha_decision(rule, "minimize", 3.0, six)
-    assert not asha_decision(rule, "minimize", 1.0, [1.0])  # alone at the rung: it is the best
-    assert asha_decision(rule, "minimize", 2.0, [1.0, 2.0])  # fewer than 3: only the best
+    assert not asha_decision(rule, MIN, 2.0, six)
+    assert asha_decision(rule, MIN, 3.0, six)
+    assert not asha_decision(rule, MIN, 1.0, [1.0])  # alone at the rung: it is the best
+    assert asha_decision(rule, MIN, 2.0, [1.0, 2.0])  # fewer than 3: only the best
 
 
 def _run_curve(service: Service, study_id: int, curve: list[float]) -> tuple[list[str], int]:

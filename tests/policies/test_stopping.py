@@ -4,41 +4,43 @@ from __future__ import annotations
 
 import pytest
 
+from service.domain import Direction, StopKind, StudyState
 from service.errors import Conflict
-from service.stopping import (
-    StoppingSpec,
+from service.optimizer import SuggestionInfo
+from service.policies.stopping import (
     history_stop_reason,
     relative_expected_improvement,
     update_ei_streak,
 )
+from service.specs import StoppingSpec
 from service.store import repository as repo
-from service.store.models import StudyState
 from tests.policies.conftest import Service
 
+MIN, MAX = Direction.MINIMIZE, Direction.MAXIMIZE
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 
 
 def test_patience_counts_trials_since_the_last_improvement() -> None:
     spec = StoppingSpec(patience=3, min_trials=1)
-    assert history_stop_reason(spec, "minimize", [5.0, 4.0, 4.5, 4.2]) is None
-    assert "no improvement in the last 3" in (
-        history_stop_reason(spec, "minimize", [5.0, 4.0, 4.5, 4.2, None]) or ""
-    )
+    assert history_stop_reason(spec, MIN, [5.0, 4.0, 4.5, 4.2]) is None
+    reason = history_stop_reason(spec, MIN, [5.0, 4.0, 4.5, 4.2, None])
+    assert reason is not None and reason.kind is StopKind.PATIENCE
+    assert "no improvement in the last 3" in reason.message
 
 
 def test_target_in_either_direction() -> None:
-    assert history_stop_reason(StoppingSpec(target=1.0, min_trials=1), "minimize", [3.0, 0.9])
-    assert not history_stop_reason(StoppingSpec(target=1.0, min_trials=1), "maximize", [0.9])
-    assert not history_stop_reason(StoppingSpec(target=1.0, min_trials=5), "minimize", [0.5])
+    assert history_stop_reason(StoppingSpec(target=1.0, min_trials=1), MIN, [3.0, 0.9])
+    assert not history_stop_reason(StoppingSpec(target=1.0, min_trials=1), MAX, [0.9])
+    assert not history_stop_reason(StoppingSpec(target=1.0, min_trials=5), MIN, [0.5])
 
 
 def test_relative_ei_is_small_when_nothing_is_expected() -> None:
     values = [0.0, 10.0]
-    hopeless = relative_expected_improvement({"mean": 9.0, "std": 0.01}, "minimize", values)
-    promising = relative_expected_improvement({"mean": 0.5, "std": 2.0}, "minimize", values)
+    hopeless = relative_expected_improvement(SuggestionInfo("gp", mean=9.0, std=0.01), MIN, values)
+    promising = relative_expected_improvement(SuggestionInfo("gp", mean=0.5, std=2.0), MIN, values)
     assert hopeless is not None and promising is not None
     assert hopeless < 1e-6 < promising
-    assert relative_expected_improvement({"mean": 1.0}, "minimize", values) is None
+    assert relative_expected_improvement(SuggestionInfo("gp", mean=1.0), MIN, values) is None
 
 
 def test_ei_streak_needs_consecutive_low_values() -> None:

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from service.domain import TrialState
 from service.errors import InvalidRequest
 from service.store import repository as repo
-from service.store.models import TrialState
 from tests.policies.conftest import Service
 
 SPACE = {

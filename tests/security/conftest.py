@@ -19,9 +19,9 @@ from service.api.app import create_app
 from service.api.deps import ServiceContext
 from service.auth import create_token, ensure_admin_token
 from service.config import Settings
+from service.core.studies import create_study
+from service.domain import Role
 from service.schemas import StudyCreate
-from service.store.models import Role
-from service.studies import create_study
 from tests.support import fresh_pg_database, pg_unavailable_reason
 
 ADMIN = "fuzz-admin-token"

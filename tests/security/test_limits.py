@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from service.params import MAX_CHOICES, MAX_PARAMS
 from service.schemas import MAX_ENQUEUE, MAX_PAGE, MAX_SUGGESTIONS
-from service.space import MAX_CHOICES, MAX_PARAMS
 from tests.security.conftest import Seeded
 
 P = "/api/v1"

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.config import Settings
-from service.store.models import Role
+from service.domain import Role
 from tests.security.conftest import Seeded
 from tests.support import ServerProcess, cli_command
 

@@ -14,14 +14,15 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from service.core.lifecycle import ReportAction, TrialLifecycle
+from service.core.scheduling import LeasePolicy, Scheduler, enqueue
+from service.core.studies import StudyAction, act_on_study, create_study
+from service.domain import StudyState, TrialState
 from service.errors import Conflict, NotFound
-from service.lifecycle import ReportAction, StudyAction, TrialLifecycle, change_study_state
-from service.scheduling import LeasePolicy, Scheduler, enqueue
 from service.schemas import StudyCreate
 from service.store import repository as repo
 from service.store.db import Database
-from service.store.models import StudyState, Trial, TrialState, Worker, utcnow
-from service.studies import create_study
+from service.store.models import Trial, Worker, utcnow
 
 POLICY = LeasePolicy(lease_seconds=60.0, max_retries=2)
 EXTERNAL_SPACE = {
@@ -358,7 +359,7 @@ def test_pause_resume_stop(db: Database, scheduler: Scheduler, lifecycle: TrialL
     study_id = new_study(db, max_trials=5, max_parallel=3)
     running = lease(scheduler, "w1")
 
-    paused = change_study_state(db, study_id, StudyAction.PAUSE)
+    paused = act_on_study(db, study_id, StudyAction.PAUSE)
     assert paused.state == StudyState.PAUSED.value
     assert scheduler.lease("w2") is None, "a paused study hands out no new trials"
     with pytest.raises(Conflict):
@@ -366,13 +367,13 @@ def test_pause_resume_stop(db: Database, scheduler: Scheduler, lifecycle: TrialL
     lifecycle.report(running.id, running.lease_token or "", 1, 0.5)
     lifecycle.complete(running.id, running.lease_token or "", 0.5)  # running trials finish
     with pytest.raises(Conflict, match="only a running study pauses"):
-        change_study_state(db, study_id, StudyAction.PAUSE)
+        act_on_study(db, study_id, StudyAction.PAUSE)
 
-    assert change_study_state(db, study_id, StudyAction.RESUME).state == StudyState.RUNNING.value
-    assert change_study_state(db, study_id, StudyAction.RESUME).state == StudyState.RUNNING.value
+    assert act_on_study(db, study_id, StudyAction.RESUME).state == StudyState.RUNNING.value
+    assert act_on_study(db, study_id, StudyAction.RESUME).state == StudyState.RUNNING.value
     second = lease(scheduler, "w2")
 
-    stopped = change_study_state(db, study_id, StudyAction.STOP)
+    stopped = act_on_study(db, study_id, StudyAction.STOP)
     assert (stopped.state, stopped.stop_reason) == (StudyState.STOPPED.value, "stopped by user")
     assert stopped.finished_at is not None
     assert scheduler.lease("w3") is None
@@ -380,15 +381,15 @@ def test_pause_resume_stop(db: Database, scheduler: Scheduler, lifecycle: TrialL
     study = study_of(db, study_id)
     assert (study.state, study.stop_reason) == (StudyState.STOPPED.value, "stopped by user")
     assert sum(counts_of(db, study_id).values()) == 2, "no new trials after stop"
-    assert change_study_state(db, study_id, StudyAction.STOP).state == StudyState.STOPPED.value
+    assert act_on_study(db, study_id, StudyAction.STOP).state == StudyState.STOPPED.value
     with pytest.raises(Conflict):
-        change_study_state(db, study_id, StudyAction.PAUSE)
+        act_on_study(db, study_id, StudyAction.PAUSE)
 
-    resumed = change_study_state(db, study_id, StudyAction.RESUME)
+    resumed = act_on_study(db, study_id, StudyAction.RESUME)
     assert (resumed.state, resumed.stop_reason) == (StudyState.RUNNING.value, None)
     assert scheduler.lease("w3") is not None
     with pytest.raises(NotFound):
-        change_study_state(db, study_id + 100, StudyAction.PAUSE)
+        act_on_study(db, study_id + 100, StudyAction.PAUSE)
 
 
 def test_a_done_study_cannot_be_resumed_or_paused(
@@ -398,10 +399,10 @@ def test_a_done_study_cannot_be_resumed_or_paused(
     trial = lease(scheduler, "w1")
     lifecycle.complete(trial.id, trial.lease_token or "", 1.0)
     with pytest.raises(Conflict, match="done"):
-        change_study_state(db, study_id, StudyAction.RESUME)
+        act_on_study(db, study_id, StudyAction.RESUME)
     with pytest.raises(Conflict):
-        change_study_state(db, study_id, StudyAction.PAUSE)
-    assert change_study_state(db, study_id, StudyAction.STOP).state == StudyState.DONE.value
+        act_on_study(db, study_id, StudyAction.PAUSE)
+    assert act_on_study(db, study_id, StudyAction.STOP).state == StudyState.DONE.value
 
 
 # ---- enqueue and ask ------------------------------------------------------------------------
@@ -523,7 +524,7 @@ def test_a_stopped_study_stays_stopped_when_its_last_trials_finish(
 ) -> None:
     study_id = new_study(db, max_trials=2, max_parallel=2)
     a, b = lease(scheduler, "w1"), lease(scheduler, "w2")
-    change_study_state(db, study_id, StudyAction.STOP)
+    act_on_study(db, study_id, StudyAction.STOP)
     lifecycle.complete(a.id, a.lease_token or "", 0.5)
     lifecycle.complete(b.id, b.lease_token or "", 0.4)
     study = study_of(db, study_id)

@@ -1,25 +1,47 @@
-"""Turns a study specification into a stored study, resolving it against its objective."""
+"""Studies: a specification becomes a stored study (resolved against its objective); its
+budget changes; the user's actions on it (pause, resume, stop)."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
 
 from objectives import registry
 from objectives.registry import EXTERNAL
-from service.errors import InvalidRequest
-from service.scheduling import enqueue
+from service.core import machine
+from service.core.scheduling import enqueue
+from service.domain import Direction
+from service.errors import Conflict, InvalidRequest
+from service.policies.warm_start import resolve_sources, seed_configs
 from service.schemas import StudyCreate, StudyUpdate
 from service.space import SearchSpace
+from service.store import reader
 from service.store import repository as repo
 from service.store.db import Database
-from service.store.models import Study, StudyState
-from service.warm_start import resolve_sources, seed_configs
+from service.store.models import Study, Trial
 
 
-def _objective_defaults(spec: StudyCreate) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+class StudyAction(StrEnum):
+    PAUSE = "pause"
+    RESUME = "resume"
+    STOP = "stop"
+
+
+_ACTIONS: dict[StudyAction, Callable[[Study], None]] = {
+    StudyAction.PAUSE: machine.pause,
+    StudyAction.RESUME: machine.resume,
+    StudyAction.STOP: machine.stop,
+}
+
+
+def _objective_defaults(
+    spec: StudyCreate,
+) -> tuple[str, Direction, dict[str, Any], dict[str, Any]]:
     """(metric, direction, space spec, objective args) with the objective's defaults filled in."""
     space_spec = (
         {name: p.model_dump() for name, p in spec.space.items()} if spec.space is not None else None
@@ -27,7 +49,8 @@ def _objective_defaults(spec: StudyCreate) -> tuple[str, str, dict[str, Any], di
     if spec.objective == EXTERNAL:
         if space_spec is None:
             raise InvalidRequest("an external study needs a space", field="space")
-        return spec.metric or "value", spec.direction or "minimize", space_spec, spec.objective_args
+        direction = spec.direction or Direction.MINIMIZE
+        return spec.metric or "value", direction, space_spec, spec.objective_args
     try:
         objective = registry.get(spec.objective)
     except KeyError as exc:
@@ -35,14 +58,12 @@ def _objective_defaults(spec: StudyCreate) -> tuple[str, str, dict[str, Any], di
     try:
         args = objective.parse_args(spec.objective_args).model_dump(mode="json")
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(["objective_args", *(str(p) for p in err["loc"])])
-        raise InvalidRequest(f"{where}: {err['msg']}", field=where) from None
+        raise InvalidRequest.from_validation(exc, prefix="objective_args") from None
     if space_spec is None:
         space_spec = {k: dict(v) for k, v in objective.space.items()}
     return (
         spec.metric or objective.metric,
-        spec.direction or objective.direction,
+        spec.direction or Direction(objective.direction),
         space_spec,
         args,
     )
@@ -79,7 +100,6 @@ def create_study(db: Database, spec: StudyCreate, *, owner_token_id: int | None)
                 stopping=spec.stopping.model_dump(mode="json") if spec.stopping else None,
                 warm_start=None,
                 seed=spec.seed if spec.seed is not None else secrets.randbelow(2**31),
-                state=StudyState.RUNNING.value,
                 owner_token_id=owner_token_id,
             ),
         )
@@ -87,10 +107,14 @@ def create_study(db: Database, spec: StudyCreate, *, owner_token_id: int | None)
             enqueue(session, study, spec.enqueue)
         if spec.warm_start is not None:
             sources = resolve_sources(
-                session, spec.warm_start, objective=spec.objective, direction=direction
+                spec.warm_start,
+                partial(reader.study_ref, session),
+                objective=spec.objective,
+                direction=direction,
             )
             study.warm_start = {"studies": sources, "n_seed": spec.warm_start.n_seed}
-            seeds = seed_configs(session, sources, space, direction, spec.warm_start.n_seed)
+            earlier = reader.completed_trials(session, sources)
+            seeds = seed_configs(earlier, space, direction, spec.warm_start.n_seed)
             enqueue(session, study, seeds, source="warm_start")
         return study.id
 
@@ -111,7 +135,32 @@ def update_budget(db: Database, study_id: int, update: StudyUpdate) -> None:
         if update.budget.max_parallel is not None:
             budget["max_parallel"] = update.budget.max_parallel
         study.budget = budget
-        if study.state == StudyState.DONE.value and (study.stop_reason or "").startswith("budget"):
-            study.state = StudyState.RUNNING.value
-            study.stop_reason = None
-            study.finished_at = None
+        machine.reopen_after_budget(study)
+
+
+def enqueue_configuration(db: Database, study_id: int, params: dict[str, Any]) -> Trial:
+    """Queues a configuration of the user's choice, evaluated before any new suggestion.
+
+    It counts in the budget: raises Conflict when the study already has `budget.max_trials`
+    trials, InvalidRequest when `params` is not a configuration of the space.
+    """
+    with db.write() as session:
+        study = repo.get_study(session, study_id, lock=True)
+        n_trials = sum(repo.trial_counts(session, [study.id])[study.id].values())
+        if n_trials >= int(study.budget["max_trials"]):
+            raise Conflict(
+                f"study {study_id} already has {n_trials} trials, its whole budget "
+                "(budget.max_trials); raise the budget to enqueue more"
+            )
+        (trial,) = enqueue(session, study, [params])
+        return trial
+
+
+def act_on_study(db: Database, study_id: int, action: StudyAction) -> Study:
+    """pause: no new trials, running ones go on; resume: back to running; stop: like pause,
+    but final until resumed, with the reason recorded. Raises Conflict when the study's state
+    does not allow it (a done study resumes only by raising its budget)."""
+    with db.write() as session:
+        study = repo.get_study(session, study_id, lock=True)
+        _ACTIONS[action](study)
+        return study

@@ -20,29 +20,17 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import norm
 
-
-class StoppingSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    target: float | None = Field(default=None, allow_inf_nan=False)
-    patience: int | None = Field(default=None, ge=1, le=100_000)
-    ei_threshold: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
-    ei_patience: int = Field(default=3, ge=1, le=1000)
-    min_trials: int = Field(default=10, ge=1, le=100_000)
-
-
-def _improves(a: float, b: float, direction: str) -> bool:
-    return a < b if direction == "minimize" else a > b
+from service.domain import Direction, StopKind, StopReason
+from service.optimizer.base import SuggestionInfo
+from service.specs import StoppingSpec
 
 
 def history_stop_reason(
-    spec: StoppingSpec, direction: str, values: Sequence[float | None]
-) -> str | None:
+    spec: StoppingSpec, direction: Direction, values: Sequence[float | None]
+) -> StopReason | None:
     """Checks target and patience on finished trials' values, in finishing order (None for
     failed trials)."""
     if len(values) < spec.min_trials:
@@ -50,51 +38,53 @@ def history_stop_reason(
     best: float | None = None
     since_improvement = 0
     for value in values:
-        if (
-            value is not None
-            and math.isfinite(value)
-            and (best is None or _improves(value, best, direction))
+        if value is not None and math.isfinite(value) and (
+            best is None or direction.better(value, best)
         ):
             best = value
             since_improvement = 0
         else:
             since_improvement += 1
-    if spec.target is not None and best is not None and not _improves(spec.target, best, direction):
-        return f"target {spec.target:g} reached (best {best:g})"
+    if spec.target is not None and best is not None and not direction.better(spec.target, best):
+        return StopReason(StopKind.TARGET, f"target {spec.target:g} reached (best {best:g})")
     if spec.patience is not None and since_improvement >= spec.patience:
-        return f"no improvement in the last {since_improvement} trials (patience {spec.patience})"
+        return StopReason(
+            StopKind.PATIENCE,
+            f"no improvement in the last {since_improvement} trials (patience {spec.patience})",
+        )
     return None
 
 
 def relative_expected_improvement(
-    info: dict[str, Any], direction: str, values: Sequence[float]
+    info: SuggestionInfo, direction: Direction, values: Sequence[float]
 ) -> float | None:
     """EI at a suggestion (from its predicted mean and std) over the median-to-best gap."""
-    mean, std = info.get("mean"), info.get("std")
     finite = [v for v in values if math.isfinite(v)]
-    if mean is None or std is None or len(finite) < 2:
+    if info.mean is None or info.std is None or len(finite) < 2:
         return None
-    best = min(finite) if direction == "minimize" else max(finite)
+    best = direction.best(finite)
+    assert best is not None
     span = abs(statistics.median(finite) - best)
     if span <= 0:
         return None
-    gain = (best - mean) if direction == "minimize" else (mean - best)
-    if std <= 0:
+    gain = direction.sign * (info.mean - best)
+    if info.std <= 0:
         return max(gain, 0.0) / span
-    z = gain / std
-    return float((gain * norm.cdf(z) + std * norm.pdf(z)) / span)
+    z = gain / info.std
+    return float((gain * norm.cdf(z) + info.std * norm.pdf(z)) / span)
 
 
 def update_ei_streak(
     spec: StoppingSpec, streak: int, relative_ei: float | None, n_finished: int
-) -> tuple[int, str | None]:
+) -> tuple[int, StopReason | None]:
     """Returns the new streak of low-EI suggestions and, when it is long enough, the reason."""
     if spec.ei_threshold is None or relative_ei is None:
         return streak, None
     streak = streak + 1 if relative_ei < spec.ei_threshold else 0
     if streak >= spec.ei_patience and n_finished >= spec.min_trials:
-        return streak, (
+        return streak, StopReason(
+            StopKind.EI_THRESHOLD,
             f"expected improvement below {spec.ei_threshold:g} of the observed range "
-            f"for {streak} suggestions"
+            f"for {streak} suggestions",
         )
     return streak, None

@@ -19,44 +19,36 @@ shifted and rescaled version of the function):
    skopt see the earlier trials as extra observations during their initial design only.
 Configurations outside the new space (a parameter missing, a value out of range or no longer
 a choice) are left out; parameters the new space adds are fixed-only. Failed, pruned and
-non-finite earlier trials are left out: their values say nothing reliable about the function.
+non-finite earlier trials are left out (the store's reader never returns them): their values
+say nothing reliable about the function.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
+from service.domain import Direction, TrialState
 from service.errors import InvalidConfiguration, InvalidRequest
-from service.optimizer import Observation
+from service.optimizer.base import Observation
+from service.records import CompletedTrial, StudyRef
 from service.space import SearchSpace
-from service.store.models import Study, Trial, TrialState
-
-MAX_SOURCES = 10
-
-
-class WarmStartSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    studies: list[int | str] = Field(min_length=1, max_length=MAX_SOURCES)
-    n_seed: int = Field(default=1, ge=0, le=100)
+from service.specs import WarmStartSpec
 
 
 def resolve_sources(
-    session: Session, spec: WarmStartSpec, *, objective: str, direction: str
+    spec: WarmStartSpec,
+    lookup: Callable[[int | str], StudyRef | None],
+    *,
+    objective: str,
+    direction: Direction,
 ) -> list[int]:
-    """Ids of the named earlier studies; raises InvalidRequest naming the bad entry."""
+    """Ids of the named earlier studies (`lookup` finds one by id or name); raises
+    InvalidRequest naming the bad entry."""
     ids: list[int] = []
     for i, ref in enumerate(spec.studies):
         where = f"warm_start.studies.{i}"
-        column = Study.id if isinstance(ref, int) else Study.name
-        source = session.scalar(select(Study).where(column == ref))
+        source = lookup(ref)
         if source is None:
             raise InvalidRequest(f"{where}: no study {ref!r}", field=where)
         if source.objective != objective or source.direction != direction:
@@ -69,6 +61,13 @@ def resolve_sources(
     return ids
 
 
+def source_ids(warm_start: Mapping[str, Any] | None) -> list[int]:
+    """The earlier studies a stored `warm_start` names, oldest (lowest id) first."""
+    if not warm_start:
+        return []
+    return sorted({int(i) for i in warm_start.get("studies", [])})
+
+
 def _fitting(space: SearchSpace, params: dict[str, Any]) -> dict[str, Any] | None:
     try:
         return space.validate({k: v for k, v in params.items() if k in space.params})
@@ -76,41 +75,18 @@ def _fitting(space: SearchSpace, params: dict[str, Any]) -> dict[str, Any] | Non
         return None
 
 
-@dataclass(frozen=True)
-class _EarlierTrial:
-    params: dict[str, Any]
-    value: float
-
-
-def _source_trials(session: Session, source_ids: Sequence[int]) -> dict[int, list[_EarlierTrial]]:
-    """Completed trials with finite values per study, in trial order (the model subsamples
-    large studies with a seeded generator, so the order must not vary between calls). Only
-    the columns needed are read: this runs on every suggestion of a warm study."""
-    rows = session.execute(
-        select(Trial.study_id, Trial.params, Trial.value)
-        .where(
-            Trial.study_id.in_(list(source_ids)),
-            Trial.state == TrialState.COMPLETE.value,
-            Trial.value.is_not(None),
-        )
-        .order_by(Trial.study_id, Trial.number)
-    ).all()
-    out: dict[int, list[_EarlierTrial]] = {i: [] for i in source_ids}
-    for study_id, params, value in rows:
-        if value is not None and math.isfinite(value):
-            out[study_id].append(_EarlierTrial(params, float(value)))
-    return out
-
-
 def seed_configs(
-    session: Session, source_ids: Sequence[int], space: SearchSpace, direction: str, n: int
+    earlier: Mapping[int, Sequence[CompletedTrial]],
+    space: SearchSpace,
+    direction: Direction,
+    n: int,
 ) -> list[dict[str, Any]]:
     """The best `n` distinct earlier configurations that fit `space`, best first."""
     if n <= 0:
         return []
-    trials = [t for ts in _source_trials(session, source_ids).values() for t in ts]
-    sign = 1.0 if direction == "minimize" else -1.0
-    trials.sort(key=lambda t: sign * t.value)
+    trials = sorted(
+        (t for ts in earlier.values() for t in ts), key=lambda t: direction.sort_key(t.value)
+    )
     out: list[dict[str, Any]] = []
     seen: set[tuple[Any, ...]] = set()
     for t in trials:
@@ -124,19 +100,21 @@ def seed_configs(
     return out
 
 
-def prior_studies(session: Session, study: Study, space: SearchSpace) -> list[list[Observation]]:
-    """The earlier studies' completed trials that fit `space`, one list per study, oldest
-    study first (the transfer model stacks later studies over earlier ones, closest to the
-    new one on top), values raw: each study is on its own scale, the model maps them."""
-    if not study.warm_start:
-        return []
-    source_ids = sorted({int(i) for i in study.warm_start.get("studies", [])})
+def prior_studies(
+    earlier: Mapping[int, Sequence[CompletedTrial]], space: SearchSpace
+) -> list[list[Observation]]:
+    """The earlier studies' completed trials that fit `space`, one list per study, in the
+    order of `earlier` (oldest study first: the transfer model stacks later studies over
+    earlier ones, closest to the new one on top), values raw: each study is on its own
+    scale, the model maps them."""
     out: list[list[Observation]] = []
-    for trials in _source_trials(session, source_ids).values():
+    for trials in earlier.values():
         observations = []
         for t in trials:
             config = _fitting(space, t.params)
             if config is not None:
-                observations.append(Observation(params=config, value=t.value, state="complete"))
+                observations.append(
+                    Observation(params=config, value=t.value, state=TrialState.COMPLETE)
+                )
         out.append(observations)
     return out

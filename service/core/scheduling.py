@@ -12,44 +12,35 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import secrets
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from service.core import machine
+from service.core.study_end import maybe_finish
+from service.domain import StudyState, TrialState
 from service.errors import Conflict
-from service.optimizer import Observation, StrategySpec, SuggestRequest, get_strategy
+from service.optimizer import Observation, SuggestionInfo, SuggestRequest, get_strategy
+from service.policies.stopping import relative_expected_improvement, update_ei_streak
+from service.policies.warm_start import prior_studies, source_ids
+from service.records import StudyTally, TrialRecord
 from service.space import SearchSpace
-from service.stopping import (
-    StoppingSpec,
-    history_stop_reason,
-    relative_expected_improvement,
-    update_ei_streak,
-)
+from service.specs import StoppingSpec, StrategyName, StrategySpec
+from service.store import reader
 from service.store import repository as repo
 from service.store.db import Database
-from service.store.models import (
-    AttemptOutcome,
-    Study,
-    StudyState,
-    Trial,
-    TrialAttempt,
-    TrialState,
-    Worker,
-    utcnow,
-)
-from service.warm_start import prior_studies
+from service.store.models import Study, Trial, Worker, utcnow
 
 log = logging.getLogger(__name__)
 
 MAX_WARNINGS = 20
-MODEL_BASED = frozenset({"gp", "tpe", "skopt"})
-MODEL_FREE = frozenset({"random", "sobol"})
+MODEL_BASED = frozenset({StrategyName.GP, StrategyName.TPE, StrategyName.SKOPT})
+MODEL_FREE = frozenset({StrategyName.RANDOM, StrategyName.SOBOL})
 
 
 @dataclass(frozen=True)
@@ -67,103 +58,119 @@ def trial_seed(study_seed: int, number: int) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
-def _observation(trial: repo.TrialRecord) -> Observation:
+def _observation(trial: TrialRecord) -> Observation:
+    """A finished trial as the strategy sees it: no value when it failed or is not finite."""
     value = trial.value
-    if trial.state == TrialState.FAILED.value:
+    if trial.state == TrialState.FAILED or value is None or not math.isfinite(value):
         value = None
-    return Observation(
-        params=trial.params,
-        value=value if value is None or math.isfinite(value) else None,
-        state=trial.state,  # type: ignore[arg-type]
-        step=trial.step,
-    )
+    return Observation(params=trial.params, value=value, state=trial.state, step=trial.step)
 
 
-def _add_warning(study: Study, message: str) -> None:
+def add_warning(study: Study, message: str) -> None:
+    """Records a warning on the study (the newest `MAX_WARNINGS`, each once)."""
     if message not in study.warnings:
         study.warnings = [*study.warnings, message][-MAX_WARNINGS:]
         log.warning("study %s: %s", study.id, message)
 
 
-def start_attempt(
-    session: Session, trial: Trial, *, worker: Worker | None, policy: LeasePolicy, now: datetime
-) -> None:
-    """Puts `trial` in RUNNING under a fresh lease token and records the attempt."""
-    worker_id = worker.id if worker is not None else None
-    trial.state = TrialState.RUNNING.value
-    trial.attempt += 1
-    trial.lease_token = secrets.token_hex(16)
-    trial.lease_expires_at = now + timedelta(seconds=policy.lease_seconds)
-    trial.worker_id = worker_id
-    trial.started_at = trial.started_at or now
-    session.add(
-        TrialAttempt(
-            trial_id=trial.id,
-            number=trial.attempt,
-            worker_id=worker_id,
-            lease_token=trial.lease_token,
-            started_at=now,
-        )
+@dataclass(frozen=True)
+class StudyInput:
+    """A study's stored trials as a strategy sees them: the request for `count` suggestions,
+    how many trials the study has, and the number the next trial gets."""
+
+    request: SuggestRequest
+    n_trials: int
+    next_number: int
+
+
+def suggest_input(
+    session: Session,
+    study: Study,
+    count: int,
+    *,
+    tally: StudyTally | None = None,
+    trials: list[TrialRecord] | None = None,
+) -> StudyInput:
+    """The strategy's input, rebuilt from the stored trials (designer-per-request): finished
+    trials are observations, queued and running ones pending points, earlier studies (warm
+    start) the prior. The scheduler asks with it; the dashboard's GP view builds its model
+    from the same input, so it shows the model that chooses the study's trials.
+
+    Random and Sobol read earlier trials only to skip duplicates, which a space with a float
+    parameter cannot produce (keys compare 12 significant digits): there the study's tally
+    replaces loading every trial, which made each suggestion O(trials) (bench/throughput.py
+    --profile: 30 of 44 ms per trial at 1,000 trials). `trials`: the study's history when
+    the caller has read it already (the GP view, for any strategy)."""
+    space = SearchSpace.from_spec(study.space)
+    spec = StrategySpec.model_validate(study.strategy)
+    if trials is None and spec.name in MODEL_FREE and space.cardinality() is None:
+        tally = tally or reader.study_tally(session, study.id)
+        trials = []
+        n_trials, number = tally.total, tally.next_number
+    else:
+        if trials is None:
+            trials = reader.trial_history(session, study.id)
+        n_trials, number = len(trials), trials[-1].number + 1 if trials else 0
+    earlier = reader.completed_trials(session, source_ids(study.warm_start))
+    request = SuggestRequest(
+        space=space,
+        direction=study.direction,
+        spec=spec,
+        observations=[_observation(t) for t in trials if t.state.is_finished()],
+        pending=[t.params for t in trials if not t.state.is_finished()],
+        count=count,
+        seed=trial_seed(spec.seed if spec.seed is not None else study.seed, n_trials),
+        state=study.strategy_state or {},
+        # Earlier studies (warm start), for the whole study: the strategy models them as a
+        # prior, apart from this study's own observations (service/optimizer/transfer.py).
+        prior=prior_studies(earlier, space),
     )
-    if worker is not None:
-        worker.current_trial_id = trial.id
-        worker.busy_since = now
+    return StudyInput(request, n_trials, number)
 
 
 def new_trials(
-    session: Session, study: Study, count: int, *, tally: repo.StudyTally | None = None
+    session: Session, study: Study, count: int, *, tally: StudyTally | None = None
 ) -> list[Trial]:
     """Creates up to `count` QUEUED trials from the study's strategy. Caller holds the study lock.
 
     Respects the budget: never more trials in total than `max_trials`. `tally`: the study's
     counts, when the caller has just read them under the same lock.
     """
-    space = SearchSpace.from_spec(study.space)
-    spec = StrategySpec.model_validate(study.strategy)
-    trials, n_trials, number = _history(session, study.id, spec, space, tally)
-    count = min(count, int(study.budget["max_trials"]) - n_trials)
+    count = min(count, int(study.budget["max_trials"]) - (tally.total if tally else 0))
     if count <= 0:
         return []
-    strategy, warning = get_strategy(spec.name)
+    given = suggest_input(session, study, count, tally=tally)
+    request = given.request
+    count = min(count, int(study.budget["max_trials"]) - given.n_trials)
+    if count <= 0:
+        return []
+    if count != request.count:
+        request = replace(request, count=count)
+    strategy, warning = get_strategy(request.spec.name)
     if warning:
-        _add_warning(study, warning)
-    finished = [t for t in trials if TrialState(t.state).is_finished()]
-    pending = [t.params for t in trials if not TrialState(t.state).is_finished()]
-    observations = [_observation(t) for t in finished]
-    own_values = [o.value for o in observations if o.value is not None]
-    request = SuggestRequest(
-        space=space,
-        direction=study.direction,  # type: ignore[arg-type]
-        spec=spec,
-        observations=observations,
-        pending=pending,
-        count=count,
-        seed=trial_seed(spec.seed if spec.seed is not None else study.seed, n_trials),
-        state=study.strategy_state or {},
-        # Earlier studies (warm start), for the whole study: the strategy models them as a
-        # prior, apart from this study's own observations (service/optimizer/transfer.py).
-        prior=prior_studies(session, study, space),
-    )
+        add_warning(study, warning)
     result = strategy.suggest(request)
     study.strategy_state = result.state
     for message in result.warnings:
-        _add_warning(study, message)
+        add_warning(study, message)
     if study.stopping and result.suggestions:
-        reason = _ei_stop_reason(study, result.suggestions[0].info, own_values, len(finished))
-        if reason is not None:
-            _finish_study(study, reason)
+        own_values = [o.value for o in request.observations if o.value is not None]
+        n_finished = len(request.observations)
+        if _ei_stop(study, result.suggestions[0].info, own_values, n_finished):
             return []
     created: list[Trial] = []
+    number = given.next_number
     for suggestion in result.suggestions[:count]:
-        params = space.validate({k: repo.to_plain(v) for k, v in suggestion.params.items()})
-        trial = Trial(
-            study_id=study.id,
+        params = request.space.validate(
+            {k: repo.to_plain(v) for k, v in suggestion.params.items()}
+        )
+        trial = machine.new_trial(
+            study,
             number=number,
             params=params,
-            state=TrialState.QUEUED.value,
             seed=trial_seed(study.seed, number),
-            source=str(suggestion.info.get("source", spec.name.value)),
-            suggestion=_plain_info(suggestion.info),
+            source=suggestion.info.source or request.spec.name.value,
+            suggestion=suggestion.info.to_json(),
         )
         session.add(trial)
         created.append(trial)
@@ -172,52 +179,20 @@ def new_trials(
     return created
 
 
-def _history(
-    session: Session,
-    study_id: int,
-    spec: StrategySpec,
-    space: SearchSpace,
-    tally: repo.StudyTally | None,
-) -> tuple[list[repo.TrialRecord], int, int]:
-    """(trial records, number of trials, next trial number) for a suggestion.
-
-    Random and Sobol read earlier trials only to skip duplicates, which a space with a float
-    parameter cannot produce (keys compare 12 significant digits): there the study's tally
-    replaces loading every trial, which made each suggestion O(trials) (bench/throughput.py
-    --profile: 30 of 44 ms per trial at 1,000 trials)."""
-    if spec.name in MODEL_FREE and space.cardinality() is None:
-        tally = tally or repo.study_tally(session, study_id)
-        return [], tally.total, tally.next_number
-    records = repo.trial_history(session, study_id)
-    return records, len(records), records[-1].number + 1 if records else 0
-
-
-def _ei_stop_reason(
-    study: Study, info: dict[str, Any], own_values: list[float], n_finished: int
-) -> str | None:
+def _ei_stop(
+    study: Study, info: SuggestionInfo, own_values: list[float], n_finished: int
+) -> bool:
+    """Applies the EI-threshold rule to the suggestion about to be made; True when it ended
+    the study."""
     spec = StoppingSpec.model_validate(study.stopping)
     relative_ei = relative_expected_improvement(info, study.direction, own_values)
     streak = int((study.stopping_state or {}).get("low_ei_streak", 0))
     streak, reason = update_ei_streak(spec, streak, relative_ei, n_finished)
     study.stopping_state = {"low_ei_streak": streak, "last_relative_ei": relative_ei}
-    return reason
-
-
-def _finish_study(study: Study, reason: str) -> None:
-    study.state = StudyState.DONE.value
-    study.stop_reason = reason
-    study.finished_at = utcnow()
-    log.info("study %s is done: %s", study.id, reason)
-
-
-def _plain_info(info: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in info.items():
-        value = repo.to_plain(value)
-        if isinstance(value, float) and not math.isfinite(value):
-            value = None
-        out[key] = value
-    return out
+    if reason is None:
+        return False
+    machine.finish(study, reason)
+    return True
 
 
 def enqueue(
@@ -228,14 +203,13 @@ def enqueue(
     number = repo.next_trial_number(session, study.id)
     created = []
     for i, config in enumerate(configs):
-        trial = Trial(
-            study_id=study.id,
+        trial = machine.new_trial(
+            study,
             number=number + i,
             params=space.validate(config, field=f"enqueue.{i}"),
-            state=TrialState.QUEUED.value,
             seed=trial_seed(study.seed, number + i),
             source=source,
-            suggestion={"source": source},
+            suggestion=SuggestionInfo(source).to_json(),
         )
         session.add(trial)
         created.append(trial)
@@ -250,62 +224,12 @@ def reap_expired(session: Session, policy: LeasePolicy, now: datetime | None = N
     expired = repo.expired_trials(session, now)
     touched: set[int] = set()
     for trial in expired:
-        error = f"lease expired (worker {trial.worker_id})"
-        repo.end_attempt(session, trial, AttemptOutcome.LOST, error, now)
-        repo.worker_finished_trial(session, trial.worker_id, counted=False)
         study = repo.get_study(session, trial.study_id)
-        lost = repo.lost_attempts(session, trial.id)
-        if lost > policy.retries_for(study):
-            trial.state = TrialState.FAILED.value
-            trial.error = f"lease expired {lost} times; last worker {trial.worker_id}"
-            trial.finished_at = now
-        else:
-            trial.state = TrialState.QUEUED.value
-        trial.lease_expires_at = None
-        trial.worker_id = None
-        log.warning(
-            "study %s trial %s: lease expired (attempt %s); now %s",
-            trial.study_id,
-            trial.number,
-            trial.attempt,
-            trial.state,
-        )
+        machine.lose_lease(session, trial, max_retries=policy.retries_for(study), now=now)
         touched.add(trial.study_id)
     for study_id in touched:
         maybe_finish(session, repo.get_study(session, study_id))
     return len(expired)
-
-
-def maybe_finish(session: Session, study: Study) -> None:
-    """Ends the study DONE when a stopping rule fires, or once its budget is used and
-    nothing is running or queued."""
-    if study.state in (StudyState.DONE.value, StudyState.STOPPED.value):
-        return
-    session.flush()
-    if study.stopping:
-        finished_trials = repo.trials_in_states(
-            session, study.id, [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED]
-        )
-        finished_trials.sort(key=lambda t: (t.finished_at or t.created_at, t.number))
-        values = [
-            t.value if t.state == TrialState.COMPLETE.value else None for t in finished_trials
-        ]
-        reason = history_stop_reason(
-            StoppingSpec.model_validate(study.stopping), study.direction, values
-        )
-        if reason is not None:
-            _finish_study(study, reason)
-            return
-    if repo.count_in_states(session, study.id, [TrialState.RUNNING, TrialState.QUEUED]):
-        return
-    counts = repo.trial_counts(session, [study.id])[study.id]
-    finished = sum(counts[s.value] for s in TrialState if s.is_finished())
-    if finished >= int(study.budget["max_trials"]):
-        failed = counts[TrialState.FAILED.value]
-        if failed == finished:
-            _finish_study(study, f"all {finished} trials failed")
-        else:
-            _finish_study(study, f"budget of {study.budget['max_trials']} trials used")
 
 
 @dataclass(frozen=True)
@@ -372,7 +296,7 @@ class Scheduler:
         try:
             with self.db.write() as session:
                 study = repo.get_study(session, study_id, lock=True)
-                if study.state != StudyState.RUNNING.value:
+                if study.state != StudyState.RUNNING:
                     return
                 if repo.count_in_states(session, study_id, [TrialState.QUEUED]):
                     return
@@ -420,9 +344,9 @@ class Scheduler:
     def _lease_in(self, session: Session, study: Study, worker: Worker) -> Lease | None:
         """Leases a trial of `study`, whose row the caller has locked: the running count is
         read under the lock, so concurrent servers never exceed `max_parallel`."""
-        if study.state != StudyState.RUNNING.value:
+        if study.state != StudyState.RUNNING:
             return None
-        tally = repo.study_tally(session, study.id)
+        tally = reader.study_tally(session, study.id)
         if tally.running >= int(study.budget.get("max_parallel", 1)):
             return None
         trial = repo.claim_queued_trial(session, study.id) if tally.queued else None
@@ -432,7 +356,9 @@ class Scheduler:
         if trial is None:
             maybe_finish(session, study)
             return None
-        start_attempt(session, trial, worker=worker, policy=self.policy, now=utcnow())
+        machine.start(
+            session, trial, worker=worker, lease_seconds=self.policy.lease_seconds, now=utcnow()
+        )
         session.flush()
         return Lease(trial, study)
 
@@ -447,7 +373,7 @@ class Scheduler:
         with self.db.write() as session:
             reap_expired(session, self.policy, now)
             study = repo.get_study(session, study_id, lock=True)
-            if study.state != StudyState.RUNNING.value:
+            if study.state != StudyState.RUNNING:
                 raise Conflict(
                     f"study {study_id} is {study.state}"
                     + (f": {study.stop_reason}" if study.stop_reason else "")
@@ -457,11 +383,19 @@ class Scheduler:
                 queued = repo.claim_queued_trial(session, study.id)
                 if queued is None:
                     break
-                start_attempt(session, queued, worker=None, policy=self.policy, now=now)
+                machine.start(
+                    session, queued, worker=None, lease_seconds=self.policy.lease_seconds, now=now
+                )
                 out.append(queued)
             if len(out) < count:
                 for trial in new_trials(session, study, count - len(out)):
-                    start_attempt(session, trial, worker=None, policy=self.policy, now=now)
+                    machine.start(
+                        session,
+                        trial,
+                        worker=None,
+                        lease_seconds=self.policy.lease_seconds,
+                        now=now,
+                    )
                     out.append(trial)
             if not out:
                 maybe_finish(session, study)

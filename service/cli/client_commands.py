@@ -1,0 +1,262 @@
+"""Client commands of `tunesmith`: study, objectives, token. They talk to a server over
+HTTP (service.client) and import nothing of the server's stack."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from service.cli.common import CliError, client, client_flags, load_spec, print_json, setup_logging
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    study = sub.add_parser("study", help="create, list, show, watch and stop studies")
+    ssub = study.add_subparsers(dest="study_command", required=True)
+    p = ssub.add_parser("create", help="submit a study specification (YAML or JSON)")
+    p.add_argument("-f", "--file", required=True)
+    client_flags(p)
+    p.set_defaults(fn=cmd_study_create)
+    p = ssub.add_parser("list")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    client_flags(p)
+    p.set_defaults(fn=cmd_study_list)
+    for name, fn in (
+        ("show", cmd_study_show),
+        ("watch", cmd_study_watch),
+        ("trials", cmd_study_trials),
+    ):
+        p = ssub.add_parser(name)
+        p.add_argument("id", type=int)
+        if name != "watch":
+            p.add_argument("--json", action="store_true")
+        if name == "trials":
+            p.add_argument("--state")
+        client_flags(p)
+        p.set_defaults(fn=fn)
+    p = ssub.add_parser("export", help="print a study with all its trials as JSON")
+    p.add_argument("id", type=int)
+    client_flags(p)
+    p.set_defaults(fn=cmd_study_export)
+    p = ssub.add_parser("import", help="create a study from an exported JSON document")
+    p.add_argument("-f", "--file", required=True)
+    p.add_argument("--name", help="a new name for the imported study")
+    client_flags(p)
+    p.set_defaults(fn=cmd_study_import)
+    for name in ("stop", "pause", "resume"):
+        p = ssub.add_parser(name)
+        p.add_argument("id", type=int)
+        client_flags(p)
+        p.set_defaults(fn=_study_action(name))
+
+    objectives = sub.add_parser("objectives", help="list or try registered trainers")
+    osub = objectives.add_subparsers(dest="objectives_command", required=True)
+    p = osub.add_parser("list")
+    p.set_defaults(fn=cmd_objectives_list)
+    p = osub.add_parser("try", help="train once outside any study and print the metric")
+    p.add_argument("name")
+    p.add_argument("--params", help="JSON configuration (missing parameters are sampled)")
+    p.add_argument("--args", help="JSON objective arguments")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--artifact-dir")
+    p.set_defaults(fn=cmd_objectives_try)
+
+    token = sub.add_parser("token", help="manage API tokens (admin)")
+    tsub = token.add_subparsers(dest="token_command", required=True)
+    p = tsub.add_parser("create")
+    p.add_argument("--role", required=True, choices=["admin", "user", "worker", "viewer"])
+    p.add_argument("--name", required=True)
+    client_flags(p)
+    p.set_defaults(fn=cmd_token_create)
+    p = tsub.add_parser("list")
+    client_flags(p)
+    p.set_defaults(fn=cmd_token_list)
+    p = tsub.add_parser("revoke")
+    p.add_argument("id", type=int)
+    client_flags(p)
+    p.set_defaults(fn=cmd_token_revoke)
+
+
+def cmd_study_create(args: argparse.Namespace) -> int:
+    with client(args) as api:
+        study = api.create_study(load_spec(args.file))
+    print(
+        f"created study {study.id} ({study.name}): {study.objective}, "
+        f"{study.budget['max_trials']} trials, strategy {study.strategy['name']}"
+    )
+    for warning in study.warnings:
+        print(f"warning: {warning}")
+    return 0
+
+
+def cmd_study_list(args: argparse.Namespace) -> int:
+    with client(args) as api:
+        page = api.list_studies(limit=args.limit)
+    if args.json:
+        print_json(page.model_dump(mode="json"))
+        return 0
+    print(f"{'ID':>5}  {'NAME':<28} {'STATE':<8} {'OBJECTIVE':<12} {'DONE':>9}  BEST")
+    for s in page.data:
+        done = sum(s.counts.get(k, 0) for k in ("complete", "pruned", "failed"))
+        best = "-" if s.best is None else f"{s.best.value:.6g}"
+        print(
+            f"{s.id:>5}  {s.name[:28]:<28} {s.state:<8} {s.objective[:12]:<12} "
+            f"{done:>4}/{s.budget['max_trials']:<4}  {best}"
+        )
+    return 0
+
+
+def cmd_study_show(args: argparse.Namespace) -> int:
+    with client(args) as api:
+        study = api.get_study(args.id)
+    if args.json:
+        print_json(study.model_dump(mode="json"))
+        return 0
+    print(
+        f"study {study.id}: {study.name} [{study.state}]"
+        + (f" - {study.stop_reason}" if study.stop_reason else "")
+    )
+    print(
+        f"  objective {study.objective} ({study.metric}, {study.direction}), "
+        f"strategy {study.strategy['name']}/{study.strategy.get('acquisition')}"
+    )
+    print("  trials: " + ", ".join(f"{k} {v}" for k, v in study.counts.items() if v))
+    if study.best:
+        print(f"  best: {study.best.value:.6g} (trial {study.best.number}) {study.best.params}")
+    for warning in study.warnings:
+        print(f"  warning: {warning}")
+    return 0
+
+
+def cmd_study_watch(args: argparse.Namespace) -> int:
+    with client(args) as api:
+        study = api.wait(args.id, progress=True)
+    best = "-" if study.best is None else f"{study.best.value:.6g} {study.best.params}"
+    print(f"study {study.id} {study.state}: {study.stop_reason or ''}; best {best}")
+    return 0
+
+
+def _study_action(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        with client(args) as api:
+            study = getattr(api, name)(args.id)
+        print(f"study {study.id} is {study.state}")
+        return 0
+
+    return run
+
+
+def cmd_study_trials(args: argparse.Namespace) -> int:
+    with client(args) as api:
+        trials = api.trials(args.id, state=args.state)
+    if args.json:
+        print_json([t.model_dump(mode="json") for t in trials])
+        return 0
+    for t in trials:
+        value = "-" if t.value is None else f"{t.value:.6g}"
+        print(
+            f"{t.number:>5}  {t.state:<9} {value:>12}  {json.dumps(t.params)}"
+            + (f"  ({t.error})" if t.error else "")
+        )
+    return 0
+
+
+def cmd_study_export(args: argparse.Namespace) -> int:
+    with client(args) as api:
+        document = api.export_study(args.id)
+    print(json.dumps(document, indent=1))
+    return 0
+
+
+def cmd_study_import(args: argparse.Namespace) -> int:
+    with client(args) as api:
+        study = api.import_study(load_spec(args.file), name=args.name)
+    print(f"imported study {study.id} ({study.name}) with {study.n_trials} trials")
+    return 0
+
+
+def cmd_objectives_list(args: argparse.Namespace) -> int:
+    from objectives import registry
+
+    for name, obj in registry.available().items():
+        print(f"{name:<12} {obj.metric} ({obj.direction}) - {obj.description}")
+    return 0
+
+
+def cmd_objectives_try(args: argparse.Namespace) -> int:
+    """Trains once outside any study and prints each reported value and the result."""
+    from objectives import registry
+    from objectives.base import TrialContext
+    from service.space import SearchSpace
+
+    setup_logging("warning")
+    try:
+        objective = registry.get(args.name)
+    except KeyError as exc:
+        raise CliError(str(exc.args[0])) from None
+    space = SearchSpace.from_spec(objective.space)
+    try:
+        given = json.loads(args.params) if args.params else {}
+    except json.JSONDecodeError as exc:
+        raise CliError(f"--params is not JSON: {exc}") from None
+    import numpy as np
+
+    params = {**space.sample(np.random.default_rng(args.seed), 1)[0], **given}
+    params = space.validate(params)
+    obj_args: dict[str, Any] = json.loads(args.args) if args.args else {}
+    if args.epochs is not None:
+        obj_args["epochs"] = args.epochs
+
+    def report(step: int, value: float) -> bool:
+        print(f"  step {step}: {objective.metric} = {value:.6g}", flush=True)
+        return False
+
+    ctx = TrialContext(
+        trial_id=0,
+        study_id=0,
+        seed=args.seed,
+        artifact_dir=Path(args.artifact_dir or tempfile.mkdtemp(prefix=f"tunesmith-{args.name}-")),
+        report_fn=report,
+    )
+    print(f"training {args.name} with {params}", flush=True)
+    started = time.perf_counter()
+    value = objective.run(params, obj_args, ctx)
+    print(
+        f"{objective.metric} = {value:.6g} ({objective.direction}) in "
+        f"{time.perf_counter() - started:.1f} s; artifacts in {ctx.artifact_dir}"
+    )
+    return 0 if math.isfinite(value) else 1
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    with client(args) as api:
+        created = api.create_token(args.name, args.role)
+    print(created.token)
+    print(
+        f"(token {created.id} '{created.name}', role {created.role}; shown once)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    with client(args) as api:
+        for t in api.tokens():
+            state = "revoked" if t.revoked_at else "active"
+            print(f"{t.id:>4}  {t.role:<7} {state:<8} {t.name}")
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    with client(args) as api:
+        t = api.revoke_token(args.id)
+    print(f"revoked token {t.id} ({t.name})")
+    return 0

@@ -1,0 +1,184 @@
+"""`tunesmith serve` and `tunesmith db upgrade`: the server side. Its stack (FastAPI,
+SQLAlchemy, the optimizer) is imported when one of these commands runs, never at import."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from service.cli.common import example_spec, gpu_list, setup_logging
+
+if TYPE_CHECKING:
+    from service.config import Settings
+    from service.executors import Executor
+    from service.store.db import Database
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="run the server (and local workers)")
+    p.add_argument("--host", default=os.environ.get("TUNESMITH_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("TUNESMITH_PORT", "8000")))
+    p.add_argument(
+        "--database-url", help="default: TUNESMITH_DATABASE_URL or sqlite:///tunesmith.db"
+    )
+    p.add_argument("--artifact-dir", type=Path)
+    p.add_argument("--lease-seconds", type=float)
+    p.add_argument("--workers", type=int, help="CPU worker processes (0: API only)")
+    p.add_argument(
+        "--http-workers",
+        type=int,
+        help="HTTP server processes on the port (default: TUNESMITH_HTTP_WORKERS or 1)",
+    )
+    p.add_argument("--gpus", type=gpu_list, help="one worker per listed GPU, e.g. 0,1")
+    p.add_argument("--executor", choices=["local", "ray"], default="local")
+    p.add_argument("--ray-address", help="existing Ray cluster (default: start a local one)")
+    p.add_argument("--example", action="store_true", help="submit the example study if missing")
+    p.set_defaults(fn=cmd_serve)
+
+    db = sub.add_parser("db", help="database maintenance")
+    dsub = db.add_subparsers(dest="db_command", required=True)
+    p = dsub.add_parser("upgrade", help="apply migrations")
+    p.add_argument("--database-url")
+    p.set_defaults(fn=cmd_db_upgrade)
+
+
+def _settings(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]]:
+    """The server's settings: flags over TUNESMITH_* variables; and the flags given."""
+    from service.config import Settings
+
+    overrides: dict[str, Any] = {"host": args.host, "port": args.port}
+    for flag in ("database_url", "artifact_dir", "lease_seconds", "http_workers"):
+        if getattr(args, flag):
+            overrides[flag] = getattr(args, flag)
+    return Settings(**overrides), overrides
+
+
+def _open_database(settings: Settings) -> Database:
+    """The migrated database, with an admin token (printed once when it is new)."""
+    from service.auth import ensure_admin_token
+    from service.store.db import Database
+
+    db = Database(settings.database_url, pool_size=settings.db_pool_size)
+    db.upgrade()
+    ensure_admin_token(db, env_token=settings.admin_token, token_file=settings.token_file)
+    return db
+
+
+def _submit_example(db: Database) -> None:
+    from service.core.studies import create_study
+    from service.schemas import StudyCreate
+    from service.store import repository as repo
+
+    spec = StudyCreate.model_validate(example_spec())
+    with db.read() as session:
+        existing = repo.find_study_by_name(session, spec.name)
+    if existing is None:
+        study_id = create_study(db, spec, owner_token_id=None)
+        print(f"tunesmith: submitted the example study {spec.name!r} (id {study_id})", flush=True)
+
+
+def _start_workers(
+    args: argparse.Namespace, settings: Settings, db: Database, url: str
+) -> tuple[Executor | None, Path | None]:
+    """The local (or Ray) workers, started; and their artifact staging folder to remove."""
+    from service.auth import mint_worker_token
+
+    if args.workers == 0:
+        return None, None
+    executor: Executor
+    staging: Path | None = None
+    if args.executor == "ray":
+        from service.executors.ray import RayExecutor
+
+        executor = RayExecutor(
+            server=url,
+            token=mint_worker_token(db, f"ray-workers@{socket.gethostname()}"),
+            address=args.ray_address,
+            gpus=args.gpus,
+            cpu_workers=args.workers,
+        )
+    else:
+        from service.executors.local import LocalExecutor, plan_slots
+
+        executor = LocalExecutor(
+            server=url,
+            token=mint_worker_token(db, f"local-workers@{socket.gethostname()}:{settings.port}"),
+            slots=plan_slots(gpus=args.gpus, cpu_workers=args.workers),
+            # A folder of this server's own: trial ids are only unique per database, and
+            # a shared folder would hand one server's files to another's trial.
+            artifact_root=(staging := Path(tempfile.mkdtemp(prefix="tunesmith-worker-"))),
+        )
+    executor.start()
+    return executor, staging
+
+
+def _serve_http(
+    settings: Settings, overrides: dict[str, Any], db: Database, executor: Executor | None
+) -> None:
+    """Serves until stopped; the local workers stop first (they hand back their trials)."""
+    import uvicorn
+
+    from service.api.app import create_app
+    from service.serving import WorkersFirstServer, WorkersFirstSupervisor
+
+    if settings.http_workers > 1:
+        # The processes are spawned: they read these settings from the environment.
+        os.environ.update({f"TUNESMITH_{k.upper()}": str(v) for k, v in overrides.items()})
+        db.dispose()
+        config = uvicorn.Config(
+            "service.api.app:create_app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.http_workers,
+            log_level="warning",
+        )
+        WorkersFirstSupervisor(config, [config.bind_socket()], executor).run()
+    else:
+        config = uvicorn.Config(
+            create_app(settings, db=db), host=settings.host, port=settings.port, log_level="warning"
+        )
+        WorkersFirstServer(config, executor).run()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from service.serving import configure_server_process
+
+    settings, overrides = _settings(args)
+    setup_logging(settings.log_level)
+    configure_server_process()
+    db = _open_database(settings)
+    if args.example:
+        _submit_example(db)
+    url = f"http://{settings.host}:{settings.port}"
+    executor, staging = _start_workers(args, settings, db, url)
+    print(
+        f"tunesmith: serving on {url}  (dashboard: {url}/, API docs: {url}/docs; "
+        f"admin token in {settings.token_file} or TUNESMITH_ADMIN_TOKEN)",
+        flush=True,
+    )
+    try:
+        _serve_http(settings, overrides, db, executor)
+    finally:
+        if executor is not None:
+            executor.stop()
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from service.config import Settings
+    from service.store.db import Database
+
+    settings = Settings(**({"database_url": args.database_url} if args.database_url else {}))
+    db = Database(settings.database_url)
+    db.upgrade()
+    db.dispose()
+    print(f"database {settings.database_url} is up to date")
+    return 0

@@ -1,0 +1,121 @@
+"""What happens to a leased trial: reports, heartbeats, complete, fail, release.
+
+Every call that a worker or client may repeat is idempotent: a report for a step already
+stored overwrites it, and a complete or fail repeated with the same lease token returns the
+finished trial unchanged. A call whose lease token is not the trial's current, unexpired
+lease raises Conflict (HTTP 409) and changes nothing. The transitions themselves are the
+state machine's (service.core.machine); this module adds the rules around them: pruning on
+report, the study's end after a trial finishes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from enum import StrEnum
+from functools import partial
+
+from sqlalchemy.orm import Session
+
+from service.core import machine
+from service.core.scheduling import LeasePolicy
+from service.core.study_end import maybe_finish
+from service.domain import TrialState
+from service.policies.pruning import peer_states, should_prune
+from service.specs import parse_pruning
+from service.store import reader
+from service.store import repository as repo
+from service.store.db import Database
+from service.store.models import Study, Trial, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class ReportAction(StrEnum):
+    CONTINUE = "continue"
+    PRUNE = "prune"
+
+
+def _prunes(session: Session, study: Study, trial: Trial, step: int) -> bool:
+    """The study's pruning rule applied to `trial`, which has just reported `step`."""
+    if not study.pruning:
+        return False
+    rule = parse_pruning(study.pruning)
+    states = peer_states(rule, step)
+    if states is None:
+        return False
+    own = reader.trial_values(session, trial.id, up_to=step)
+    peers = reader.values_at_step(session, study.id, step, states)
+    return should_prune(rule, study.direction, step, own, peers)
+
+
+class TrialLifecycle:
+    def __init__(self, db: Database, policy: LeasePolicy) -> None:
+        self.db = db
+        self.policy = policy
+
+    def report(self, trial_id: int, token: str, step: int, value: float) -> ReportAction:
+        with self.db.write() as session:
+            trial = repo.get_trial(session, trial_id, lock=True)
+            now = utcnow()
+            machine.check_lease(trial, token, now)
+            machine.report(
+                session, trial, step, value, lease_seconds=self.policy.lease_seconds, now=now
+            )
+            study = repo.get_study(session, trial.study_id)
+            if _prunes(session, study, trial, step):
+                machine.prune(session, trial, value=value, now=now)
+                maybe_finish(session, study)
+                log.info("study %s trial %s pruned at step %s", study.id, trial.number, step)
+                return ReportAction.PRUNE
+            return ReportAction.CONTINUE
+
+    def heartbeat(self, trial_id: int, token: str) -> Trial:
+        with self.db.write() as session:
+            trial = repo.get_trial(session, trial_id, lock=True)
+            now = utcnow()
+            machine.check_lease(trial, token, now)
+            machine.extend_lease(trial, lease_seconds=self.policy.lease_seconds, now=now)
+            if trial.worker_id is not None:
+                repo.touch_worker(session, trial.worker_id, host=None, gpu=None, pid=None)
+            return trial
+
+    def complete(self, trial_id: int, token: str, value: float) -> Trial:
+        return self._end(
+            trial_id, token, TrialState.COMPLETE, partial(machine.complete, value=value)
+        )
+
+    def fail(self, trial_id: int, token: str, reason: str) -> Trial:
+        trial = self._end(trial_id, token, TrialState.FAILED, partial(machine.fail, reason=reason))
+        log.info("study %s trial %s failed: %s", trial.study_id, trial.number, reason)
+        return trial
+
+    def _end(
+        self,
+        trial_id: int,
+        token: str,
+        state: TrialState,
+        transition: Callable[..., None],
+    ) -> Trial:
+        """Ends a running trial by `transition` (complete or fail) under `token`; a repeat of
+        the call that ended it returns the trial unchanged. The study may end with it."""
+        with self.db.write() as session:
+            trial = repo.get_trial(session, trial_id, lock=True)
+            if machine.is_repeat(trial, state, token):
+                return trial
+            now = utcnow()
+            machine.check_lease(trial, token, now)
+            transition(session, trial, now=now)
+            maybe_finish(session, repo.get_study(session, trial.study_id))
+            return trial
+
+    def release(self, trial_id: int, token: str) -> Trial:
+        """Gives a trial back without counting a lost attempt (a worker shutting down)."""
+        with self.db.write() as session:
+            trial = repo.get_trial(session, trial_id, lock=True)
+            if trial.state == TrialState.QUEUED:
+                return trial
+            now = utcnow()
+            machine.check_lease(trial, token, now)
+            machine.release(session, trial, now=now)
+            return trial
