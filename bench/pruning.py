@@ -65,7 +65,7 @@ def run_study(
     epochs = 0
     best = math.inf
     for _ in range(n_trials):
-        (trial,) = scheduler.suggest(study_id, 1)
+        (trial,) = scheduler.suggest(study_id, 1).trials
         token = trial.lease_token or ""
         pruned = False
 

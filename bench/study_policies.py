@@ -77,7 +77,7 @@ class Runner:
         best: list[float] = []
         while True:
             try:
-                batch = self.scheduler.suggest(study_id, 1)
+                batch = self.scheduler.suggest(study_id, 1).trials
             except Exception:  # the study ended (stopping rule): Conflict
                 break
             if not batch:

@@ -92,6 +92,7 @@ class StopKind(StrEnum):
     PATIENCE = "patience"
     EI_THRESHOLD = "ei_threshold"
     USER = "user"
+    FAILURES = "failures"
 
 
 @dataclass(frozen=True)
@@ -112,3 +113,8 @@ class StopReason:
     @classmethod
     def by_user(cls) -> StopReason:
         return cls(StopKind.USER, "stopped by user")
+
+    @classmethod
+    def failures_in_a_row(cls, n: int, last_error: str | None) -> StopReason:
+        last = f"; the last: {last_error}" if last_error else ""
+        return cls(StopKind.FAILURES, f"the last {n} trials failed{last}"[:2000])

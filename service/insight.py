@@ -4,7 +4,7 @@ Everything is rebuilt from the stored trials on each request and nothing is cach
 scheduler rebuilds its strategy (designer-per-request). The data come from the store's
 reader; the GP view's model comes from the optimizer's one model builder
 (`service.optimizer.model.build_model`) fed with the scheduler's own input
-(`service.core.scheduling.suggest_input`), so it is the model that chooses the study's next
+(`service.core.suggesting.suggest_input`), so it is the model that chooses the study's next
 trial, warm-start prior included.
 
 Rules:
@@ -38,7 +38,7 @@ from pydantic import BaseModel
 from scipy.stats import rankdata
 from sqlalchemy.orm import Session
 
-from service.core.scheduling import suggest_input
+from service.core.suggesting import suggest_input
 from service.domain import OPEN_STATES, Direction, TrialState
 from service.errors import Conflict, InvalidRequest
 from service.optimizer.acquisition import Acquisition

@@ -16,8 +16,18 @@ from service.errors import InvalidSearchSpace
 
 MAX_PARAMS = 64
 MAX_CHOICES = 256
+MAX_INT = 2**53  # integers beyond lose precision as floats (the GP, JSON readers)
+MAX_CHOICE_CHARS = 200
 
-Scalar = bool | int | float | str
+Int53 = Annotated[int, Field(ge=-MAX_INT, le=MAX_INT)]
+Scalar = bool | int | float | Annotated[str, Field(max_length=MAX_CHOICE_CHARS)]
+
+
+def _check_scalar(value: Scalar, what: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{what} must be finite, got {value}")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        raise ValueError(f"{what} must be an integer within +-2**53, got {value}")
 
 
 class _ParamBase(BaseModel):
@@ -34,6 +44,8 @@ class FloatParam(_ParamBase):
     def _check_bounds(self) -> FloatParam:
         if not self.low < self.high:
             raise ValueError(f"low ({self.low}) must be less than high ({self.high})")
+        if not math.isfinite(self.high - self.low):
+            raise ValueError(f"high - low must be a finite number, got {self.high} - {self.low}")
         if self.log and self.low <= 0:
             raise ValueError(f"log scale needs low > 0, got low={self.low}")
         return self
@@ -41,8 +53,8 @@ class FloatParam(_ParamBase):
 
 class IntParam(_ParamBase):
     type: Literal["int"] = "int"
-    low: int
-    high: int
+    low: Int53
+    high: Int53
     log: bool = False
 
     @model_validator(mode="after")
@@ -64,8 +76,7 @@ class CategoricalParam(_ParamBase):
         if len(set(keys)) != len(keys):
             raise ValueError(f"choices must be distinct, got {self.choices}")
         for c in self.choices:
-            if isinstance(c, float) and not math.isfinite(c):
-                raise ValueError(f"choices must be finite, got {c}")
+            _check_scalar(c, "choices")
         return self
 
 
@@ -75,8 +86,7 @@ class FixedParam(_ParamBase):
 
     @model_validator(mode="after")
     def _check_value(self) -> FixedParam:
-        if isinstance(self.value, float) and not math.isfinite(self.value):
-            raise ValueError(f"value must be finite, got {self.value}")
+        _check_scalar(self.value, "value")
         return self
 
 

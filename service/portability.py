@@ -1,10 +1,14 @@
 """Study export and import: one JSON document with a study, its trials, their intermediate
 values, attempts and artifacts' metadata; e.g. to move a study from SQLite to PostgreSQL.
 
-Import rules: ids are new (trial numbers are kept); a trial that was RUNNING when exported
-comes back QUEUED (its lease belonged to the old server); artifacts come back as metadata
-only (their files stay where they were); `warm_start` is not exported, since its source
-studies have other ids in another database.
+Import rules: the document is checked as a study specification for its objective would be
+(a registered objective and arguments its schema accepts, or `external`), plus its trials;
+ids are new (trial numbers are kept); a trial that was RUNNING when exported comes back
+QUEUED (its lease belonged to the old server); artifacts come back as metadata only (their
+files stay where they were); `warm_start` is not exported, since its source studies have
+other ids in another database. Trials are written in batches of `IMPORT_BATCH`, each its own
+short transaction (the study is PAUSED with the reason "importing" meanwhile, and removed
+again when a batch fails), so a large import never holds the database's write lock for long.
 """
 
 from __future__ import annotations
@@ -14,19 +18,27 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.orm import Session
 
 from service.core import machine
+from service.core.studies import resolve_objective
 from service.domain import AttemptOutcome, Direction, StopKind, StudyState, TrialState
 from service.errors import InvalidRequest
-from service.schemas import NAME_PATTERN, StudyCreate, from_row
+from service.schemas import NAME_PATTERN, FreeJSON, StudyCreate, bounded_json, from_row
 from service.space import SearchSpace
 from service.store import repository as repo
 from service.store.db import Database
-from service.store.models import Artifact, TrialAttempt, TrialValue
+from service.store.models import Artifact, Study, TrialAttempt, TrialValue
 
 FORMAT: Literal["tunesmith-study"] = "tunesmith-study"
 MAX_TRIALS = 100_000
 MAX_INT = 2**31 - 1
+# Numbers and attempts leave room below the 32-bit columns for the trials and attempts that
+# the study adds later (a next number of 2**31 fails on PostgreSQL).
+MAX_IMPORTED_NUMBER = 2_000_000_000
+IMPORT_BATCH = 500
+MAX_TEXT = 4000
+MAX_STATE_BYTES = 4 * 1024 * 1024
 
 
 def _utc(value: datetime) -> datetime:
@@ -47,10 +59,10 @@ class _Doc(BaseModel):
 
 
 class ExportedAttempt(_Doc):
-    number: int = Field(ge=1, le=MAX_INT)
+    number: int = Field(ge=1, le=MAX_IMPORTED_NUMBER)
     worker_id: str | None = Field(default=None, max_length=200)
     outcome: AttemptOutcome
-    error: str | None = None
+    error: str | None = Field(default=None, max_length=MAX_TEXT)
     started_at: Timestamp
     ended_at: Timestamp | None = None
 
@@ -62,16 +74,16 @@ class ExportedArtifact(_Doc):
 
 
 class ExportedTrial(_Doc):
-    number: int = Field(ge=0, le=MAX_INT)
-    params: dict[str, Any]
+    number: int = Field(ge=0, le=MAX_IMPORTED_NUMBER)
+    params: FreeJSON
     state: TrialState
     value: float | None = Field(default=None, allow_inf_nan=False)
     step: Int32 | None = None
     seed: int = Field(ge=0, le=2**31 - 1)
-    attempt: int = Field(default=0, ge=0, le=MAX_INT)
+    attempt: int = Field(default=0, ge=0, le=MAX_IMPORTED_NUMBER)
     source: str = Field(default="imported", max_length=32)
-    suggestion: dict[str, Any] = Field(default_factory=dict)
-    error: str | None = None
+    suggestion: FreeJSON = Field(default_factory=dict)
+    error: str | None = Field(default=None, max_length=MAX_TEXT)
     created_at: Timestamp
     started_at: Timestamp | None = None
     finished_at: Timestamp | None = None
@@ -83,20 +95,24 @@ class ExportedTrial(_Doc):
 class ExportedStudy(_Doc):
     name: str = Field(min_length=1, max_length=200, pattern=NAME_PATTERN)
     objective: str = Field(min_length=1, max_length=200)
-    objective_args: dict[str, Any]
-    metric: str
+    objective_args: FreeJSON
+    metric: str = Field(min_length=1, max_length=200)
     direction: Direction
-    space: dict[str, Any]
-    strategy: dict[str, Any]
-    budget: dict[str, Any]
-    pruning: dict[str, Any] | None = None
-    stopping: dict[str, Any] | None = None
+    space: FreeJSON
+    strategy: FreeJSON
+    budget: FreeJSON
+    pruning: FreeJSON | None = None
+    stopping: FreeJSON | None = None
     seed: int = Field(ge=0, le=2**31 - 1)
     state: StudyState
     stop_kind: StopKind | None = None
-    stop_reason: str | None = None
-    warnings: list[str] = Field(default_factory=list)
-    strategy_state: dict[str, Any] = Field(default_factory=dict)
+    stop_reason: str | None = Field(default=None, max_length=MAX_TEXT)
+    warnings: list[Annotated[str, Field(max_length=MAX_TEXT)]] = Field(
+        default_factory=list, max_length=100
+    )
+    strategy_state: Annotated[dict[str, Any], bounded_json(MAX_STATE_BYTES)] = Field(
+        default_factory=dict
+    )
     created_at: Timestamp
     finished_at: Timestamp | None = None
 
@@ -129,14 +145,16 @@ def export_study(db: Database, study_id: int) -> StudyDocument:
         return StudyDocument(study=ExportedStudy.model_validate(study), trials=exported)
 
 
-def _validate(doc: StudyDocument, name: str) -> SearchSpace:
-    """Checks the document as a study specification would be checked, plus its trials."""
+def _validate(doc: StudyDocument, name: str) -> tuple[SearchSpace, dict[str, Any]]:
+    """Checks the document as a study specification for its objective would be checked, plus
+    its trials; returns the space and the objective's arguments as its schema parses them."""
     s = doc.study
     try:
-        StudyCreate.model_validate(
+        spec = StudyCreate.model_validate(
             {
                 "name": name,
-                "objective": "external",
+                "objective": s.objective,
+                "objective_args": s.objective_args,
                 "space": s.space,
                 "strategy": s.strategy,
                 "budget": s.budget,
@@ -148,6 +166,11 @@ def _validate(doc: StudyDocument, name: str) -> SearchSpace:
         )
     except ValidationError as exc:
         raise InvalidRequest.from_validation(exc, prefix="study") from None
+    try:
+        resolved = resolve_objective(spec)
+    except InvalidRequest as exc:
+        field = f"study.{exc.field}" if exc.field else "study"
+        raise InvalidRequest(f"study.{exc}", field=field) from None
     space = SearchSpace.from_spec(s.space, field="study.space")
     numbers: set[int] = set()
     for i, t in enumerate(doc.trials):
@@ -167,23 +190,23 @@ def _validate(doc: StudyDocument, name: str) -> SearchSpace:
                 raise InvalidRequest(
                     f"trials.{i}.{what}: {twice[0]!r} appears twice", field=f"trials.{i}.{what}"
                 )
-    return space
+    return space, resolved.args
 
 
 def import_study(db: Database, doc: StudyDocument, *, name: str | None = None) -> int:
-    """Stores the document as a new study; returns its id. Raises Conflict on a taken name."""
+    """Stores the document as a new study; returns its id. Raises InvalidRequest naming the
+    field, or Conflict on a taken name."""
     s = doc.study
-    new_name = name or s.name
-    _validate(doc, new_name)
+    _space, args = _validate(doc, name or s.name)
     with db.write() as session:
-        study = repo.add_study(
+        study_id = repo.add_study(
             session,
             machine.imported_study(
-                s.state,
-                s.stop_kind,
-                name=new_name,
+                StudyState.PAUSED,
+                None,
+                name=name or s.name,
                 objective=s.objective,
-                objective_args=s.objective_args,
+                objective_args=args,
                 metric=s.metric,
                 direction=s.direction,
                 space=s.space,
@@ -193,55 +216,64 @@ def import_study(db: Database, doc: StudyDocument, *, name: str | None = None) -
                 stopping=s.stopping,
                 warm_start=None,
                 seed=s.seed,
-                stop_reason=s.stop_reason,
+                stop_reason="importing",
                 warnings=list(s.warnings),
                 strategy_state=s.strategy_state,
                 created_at=s.created_at,
-                finished_at=s.finished_at,
             ),
-        )
-        for t in doc.trials:
-            trial = machine.imported_trial(
-                study,
-                t.state,
-                number=t.number,
-                params=t.params,
-                value=t.value,
-                step=t.step,
-                seed=t.seed,
-                attempt=t.attempt,
-                source=t.source,
-                suggestion=t.suggestion,
-                error=t.error,
-                created_at=t.created_at,
-                started_at=t.started_at,
-                finished_at=t.finished_at,
+        ).id
+    try:
+        for start in range(0, len(doc.trials), IMPORT_BATCH):
+            with db.write() as session:
+                study = repo.get_study(session, study_id)
+                for t in doc.trials[start : start + IMPORT_BATCH]:
+                    _add_trial(session, study, t)
+        with db.write() as session:
+            study = repo.get_study(session, study_id, lock=True)
+            machine.restore_imported(study, s.state, s.stop_kind, s.stop_reason, s.finished_at)
+    except BaseException:
+        with db.write() as session:
+            repo.delete_study(session, study_id)
+        raise
+    return study_id
+
+
+def _add_trial(session: Session, study: Study, t: ExportedTrial) -> None:
+    trial = machine.imported_trial(
+        study,
+        t.state,
+        number=t.number,
+        params=t.params,
+        value=t.value,
+        step=t.step,
+        seed=t.seed,
+        attempt=t.attempt,
+        source=t.source,
+        suggestion=t.suggestion,
+        error=t.error,
+        created_at=t.created_at,
+        started_at=t.started_at,
+        finished_at=t.finished_at,
+    )
+    session.add(trial)
+    session.flush()
+    for step, value in t.values:
+        session.add(TrialValue(trial_id=trial.id, step=step, value=value))
+    for a in t.attempts:
+        running = a.outcome is AttemptOutcome.RUNNING
+        session.add(
+            TrialAttempt(
+                trial_id=trial.id,
+                number=a.number,
+                worker_id=a.worker_id,
+                lease_token=f"imported-{a.number}",
+                outcome=AttemptOutcome.RELEASED if running else a.outcome,
+                error=a.error,
+                started_at=a.started_at,
+                ended_at=a.ended_at or a.started_at,
             )
-            session.add(trial)
-            session.flush()
-            for step, value in t.values:
-                session.add(TrialValue(trial_id=trial.id, step=step, value=value))
-            for a in t.attempts:
-                running = a.outcome is AttemptOutcome.RUNNING
-                session.add(
-                    TrialAttempt(
-                        trial_id=trial.id,
-                        number=a.number,
-                        worker_id=a.worker_id,
-                        lease_token=f"imported-{a.number}",
-                        outcome=AttemptOutcome.RELEASED if running else a.outcome,
-                        error=a.error,
-                        started_at=a.started_at,
-                        ended_at=a.ended_at or s.created_at,
-                    )
-                )
-            for art in t.artifacts:
-                session.add(
-                    Artifact(
-                        trial_id=trial.id,
-                        name=art.name,
-                        content_type=art.content_type,
-                        size=art.size,
-                    )
-                )
-        return study.id
+        )
+    for art in t.artifacts:
+        session.add(
+            Artifact(trial_id=trial.id, name=art.name, content_type=art.content_type, size=art.size)
+        )

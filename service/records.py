@@ -35,6 +35,14 @@ class CompletedTrial:
 
 
 @dataclass(frozen=True)
+class FinishedTrial:
+    """How a finished trial ended (what the repeated-failure rule reads)."""
+
+    state: TrialState
+    error: str | None
+
+
+@dataclass(frozen=True)
 class StudyRef:
     """What warm start needs to know of a named earlier study."""
 

@@ -6,11 +6,12 @@ fields, so a typo is a 422 that names it instead of a silently ignored setting.
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from service.domain import AttemptOutcome, Direction, Role, StudyState, TrialState
 from service.params import MAX_PARAMS, Param
@@ -52,6 +53,37 @@ class _FromRow(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+MAX_JSON_DEPTH = 32
+MAX_JSON_BYTES = 64 * 1024
+
+
+def bounded_json(max_bytes: int) -> AfterValidator:
+    """A free-form JSON field's limits: nesting at most `MAX_JSON_DEPTH` deep, at most
+    `max_bytes` serialized, finite numbers only. Every stored document must serialize again."""
+
+    def check(value: Any) -> Any:
+        stack: list[tuple[Any, int]] = [(value, 1)]
+        while stack:
+            item, depth = stack.pop()
+            if isinstance(item, dict | list):
+                if depth > MAX_JSON_DEPTH:
+                    raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+                children = item.values() if isinstance(item, dict) else item
+                stack.extend((child, depth + 1) for child in children)
+        try:
+            size = len(json.dumps(value, allow_nan=False))
+        except ValueError:
+            raise ValueError("numbers must be finite (no NaN or Infinity)") from None
+        if size > max_bytes:
+            raise ValueError(f"is {size} bytes as JSON; at most {max_bytes}")
+        return value
+
+    return AfterValidator(check)
+
+
+FreeJSON = Annotated[dict[str, Any], bounded_json(MAX_JSON_BYTES)]
+
+
 def _finite(value: float) -> float:
     if not math.isfinite(value):
         raise ValueError(f"must be a finite number, got {value}")
@@ -64,6 +96,12 @@ class Budget(_Request):
     max_retries: int | None = Field(
         default=None, ge=0, le=100, description="Lost leases before a trial fails."
     )
+    max_consecutive_failures: int = Field(
+        default=10,
+        ge=1,
+        le=100_000,
+        description="The study stops (with the reason) when this many trials in a row fail.",
+    )
 
 
 class StudyCreate(_Request):
@@ -71,7 +109,7 @@ class StudyCreate(_Request):
 
     name: str = Field(min_length=1, max_length=200, pattern=NAME_PATTERN)
     objective: str = Field(min_length=1, max_length=200)
-    objective_args: dict[str, Any] = Field(default_factory=dict)
+    objective_args: FreeJSON = Field(default_factory=dict)
     metric: str | None = Field(default=None, min_length=1, max_length=200)
     direction: Direction | None = None
     space: dict[str, Param] | None = Field(default=None, max_length=MAX_PARAMS)
@@ -80,7 +118,7 @@ class StudyCreate(_Request):
     pruning: PruningSpec | None = None
     stopping: StoppingSpec | None = None
     warm_start: WarmStartSpec | None = None
-    enqueue: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_ENQUEUE)
+    enqueue: list[FreeJSON] = Field(default_factory=list, max_length=MAX_ENQUEUE)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
 
 
@@ -118,6 +156,11 @@ class StudyPublic(_FromRow):
     seed: int
     state: StudyState
     stop_reason: str | None
+    suggest_error: str | None = Field(
+        description="Set while the study's suggestions fail: the reason; leasing skips the "
+        "study until `suggest_retry_at` (a growing back-off), then tries again."
+    )
+    suggest_retry_at: datetime | None
     warnings: list[str]
     counts: dict[str, int]
     n_trials: int
@@ -170,6 +213,9 @@ class SuggestionsCreate(_Request):
 
 class SuggestionsPublic(BaseModel):
     data: list[TrialLeased]
+    reason: str | None = Field(
+        default=None, description="Why fewer trials than asked for came back, if they did."
+    )
 
 
 class LeaseBody(_Request):

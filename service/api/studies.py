@@ -177,7 +177,8 @@ async def suggest(
 ) -> SuggestionsPublic:
     """Ask: RUNNING trials with lease tokens, for evaluation outside the service.
 
-    Fewer than `count` (possibly none) come back when the budget allows fewer.
+    Fewer than `count` (possibly none) come back, with the `reason`, when `max_parallel` or
+    the budget allows fewer or the study's suggestions fail.
     """
-    trials = await run_in_threadpool(ctx.scheduler.suggest, study_id, body.count)
-    return SuggestionsPublic(data=[trial_leased(t) for t in trials])
+    asked = await run_in_threadpool(ctx.scheduler.suggest, study_id, body.count)
+    return SuggestionsPublic(data=[trial_leased(t) for t in asked.trials], reason=asked.reason)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from service.core import machine
 from service.core.scheduling import LeasePolicy
-from service.core.study_end import maybe_finish
+from service.core.study_end import maybe_finish, maybe_stop_after_failures
 from service.domain import TrialState
 from service.policies.pruning import peer_states, should_prune
 from service.specs import parse_pruning
@@ -106,7 +106,10 @@ class TrialLifecycle:
             now = utcnow()
             machine.check_lease(trial, token, now)
             transition(session, trial, now=now)
-            maybe_finish(session, repo.get_study(session, trial.study_id))
+            study = repo.get_study(session, trial.study_id)
+            if state == TrialState.FAILED:
+                maybe_stop_after_failures(session, study)
+            maybe_finish(session, study)
             return trial
 
     def release(self, trial_id: int, token: str) -> Trial:

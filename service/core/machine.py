@@ -23,7 +23,8 @@ Studies:
     RUNNING --pause-->   PAUSED    no new trials; running ones go on
     PAUSED  --resume-->  RUNNING
     STOPPED --resume-->  RUNNING
-    RUNNING --stop-->    STOPPED   (PAUSED too) final until resumed
+    RUNNING --stop-->    STOPPED   (PAUSED too) final until resumed: by its user, or after
+                                   `budget.max_consecutive_failures` failed trials in a row
     RUNNING --finish-->  DONE      (PAUSED too) with a StopReason: budget used, all failed, a
                                    stopping rule
     DONE    --reopen-->  RUNNING   only a study whose reason is BUDGET, when its budget grows
@@ -160,8 +161,21 @@ def imported_trial(study: Study, state: TrialState, **columns: Any) -> Trial:
 
 
 def imported_study(state: StudyState, stop_kind: StopKind | None, **columns: Any) -> Study:
-    """A study restored from an export, in the state it had."""
+    """A study being restored from an export (see `restore_imported`)."""
     return Study(state=state, stop_kind=stop_kind, **columns)
+
+
+def restore_imported(
+    study: Study,
+    state: StudyState,
+    stop_kind: StopKind | None,
+    stop_reason: str | None,
+    finished_at: datetime | None,
+) -> None:
+    """An import's last step: the study, created PAUSED while its trials were written, gets
+    the state it had on the server it came from."""
+    study.state = state
+    study.stop_kind, study.stop_reason, study.finished_at = stop_kind, stop_reason, finished_at
 
 
 def check_lease(trial: Trial, token: str, now: datetime) -> None:
@@ -337,8 +351,11 @@ def resume(study: Study, *, now: datetime | None = None) -> None:
     _move(study, StudyEvent.RESUME, now or utcnow(), None)
 
 
-def stop(study: Study, *, now: datetime | None = None) -> None:
-    _move(study, StudyEvent.STOP, now or utcnow(), StopReason.by_user())
+def stop(
+    study: Study, reason: StopReason | None = None, *, now: datetime | None = None
+) -> None:
+    """Stops a running or paused study: by its user, or by a rule (`reason`)."""
+    _move(study, StudyEvent.STOP, now or utcnow(), reason or StopReason.by_user())
 
 
 def finish(study: Study, reason: StopReason, *, now: datetime | None = None) -> None:

@@ -1,36 +1,49 @@
-"""Hands out trials: picks a study, asks its strategy under a per-study lock, leases the trial.
+"""Hands out trials: leases to workers, asks from ask/tell clients, prefetched suggestions.
 
-The per-study lock is the study row (SELECT ... FOR UPDATE on PostgreSQL, across servers; the
-single SQLite writer otherwise). Under it the scheduler counts trials, rebuilds the strategy's
-input from stored trials, and inserts the new trial with its lease in the same transaction:
-two concurrent requests can never get the same pending point, and a suggestion that was not
-stored never reaches a worker.
+No lock is held while a strategy computes (service.core.suggesting): a lease request first
+claims, in one short write transaction, a queued trial of the first study with room (the
+study row locked: SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL, across servers; the single
+SQLite writer otherwise). When that study has no queued trial, its suggestion is computed
+outside any transaction and stored and started in a second short one, which re-checks the
+study. So one slow or broken study never delays another study's leases, reports or
+completes.
+
+Failure isolation: a study whose suggestion raises is set aside, with the reason on it
+(`suggest_error`, a warning) and a growing back-off (`suggest_retry_at`) during which leasing
+skips it; the request moves on to the next study. The next successful suggestion clears it.
+
+In one server process, suggestions for one study are computed one at a time (a second
+request for it waits for the first, then finds its result or computes with it as a pending
+point); across processes, `suggesting.store` rejects a suggestion that another process's
+trial made a repeat.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from service.core import machine
-from service.core.study_end import maybe_finish
+from service.core.study_end import maybe_finish, maybe_stop_after_failures
+from service.core.suggesting import (
+    Computed,
+    SuggestionFailed,
+    add_warning,
+    compute,
+    read_input,
+    store,
+)
 from service.domain import StudyState, TrialState
 from service.errors import Conflict
-from service.optimizer import Observation, SuggestionInfo, SuggestRequest, get_strategy
-from service.policies.stopping import relative_expected_improvement, update_ei_streak
-from service.policies.warm_start import prior_studies, source_ids
-from service.records import StudyTally, TrialRecord
-from service.space import SearchSpace
-from service.specs import StoppingSpec, StrategyName, StrategySpec
+from service.specs import StrategyName
 from service.store import reader
 from service.store import repository as repo
 from service.store.db import Database
@@ -38,9 +51,10 @@ from service.store.models import Study, Trial, Worker, utcnow
 
 log = logging.getLogger(__name__)
 
-MAX_WARNINGS = 20
 MODEL_BASED = frozenset({StrategyName.GP, StrategyName.TPE, StrategyName.SKOPT})
-MODEL_FREE = frozenset({StrategyName.RANDOM, StrategyName.SOBOL})
+LEASE_ROUNDS = 4
+SET_ASIDE_FIRST_S = 10.0
+SET_ASIDE_MAX_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -51,170 +65,6 @@ class LeasePolicy:
     def retries_for(self, study: Study) -> int:
         value = study.budget.get("max_retries")
         return self.max_retries if value is None else int(value)
-
-
-def trial_seed(study_seed: int, number: int) -> int:
-    digest = hashlib.sha256(f"{study_seed}:{number}".encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
-
-
-def _observation(trial: TrialRecord) -> Observation:
-    """A finished trial as the strategy sees it: no value when it failed or is not finite."""
-    value = trial.value
-    if trial.state == TrialState.FAILED or value is None or not math.isfinite(value):
-        value = None
-    return Observation(params=trial.params, value=value, state=trial.state, step=trial.step)
-
-
-def add_warning(study: Study, message: str) -> None:
-    """Records a warning on the study (the newest `MAX_WARNINGS`, each once)."""
-    if message not in study.warnings:
-        study.warnings = [*study.warnings, message][-MAX_WARNINGS:]
-        log.warning("study %s: %s", study.id, message)
-
-
-@dataclass(frozen=True)
-class StudyInput:
-    """A study's stored trials as a strategy sees them: the request for `count` suggestions,
-    how many trials the study has, and the number the next trial gets."""
-
-    request: SuggestRequest
-    n_trials: int
-    next_number: int
-
-
-def suggest_input(
-    session: Session,
-    study: Study,
-    count: int,
-    *,
-    tally: StudyTally | None = None,
-    trials: list[TrialRecord] | None = None,
-) -> StudyInput:
-    """The strategy's input, rebuilt from the stored trials (designer-per-request): finished
-    trials are observations, queued and running ones pending points, earlier studies (warm
-    start) the prior. The scheduler asks with it; the dashboard's GP view builds its model
-    from the same input, so it shows the model that chooses the study's trials.
-
-    Random and Sobol read earlier trials only to skip duplicates, which a space with a float
-    parameter cannot produce (keys compare 12 significant digits): there the study's tally
-    replaces loading every trial, which made each suggestion O(trials) (bench/throughput.py
-    --profile: 30 of 44 ms per trial at 1,000 trials). `trials`: the study's history when
-    the caller has read it already (the GP view, for any strategy)."""
-    space = SearchSpace.from_spec(study.space)
-    spec = StrategySpec.model_validate(study.strategy)
-    if trials is None and spec.name in MODEL_FREE and space.cardinality() is None:
-        tally = tally or reader.study_tally(session, study.id)
-        trials = []
-        n_trials, number = tally.total, tally.next_number
-    else:
-        if trials is None:
-            trials = reader.trial_history(session, study.id)
-        n_trials, number = len(trials), trials[-1].number + 1 if trials else 0
-    earlier = reader.completed_trials(session, source_ids(study.warm_start))
-    request = SuggestRequest(
-        space=space,
-        direction=study.direction,
-        spec=spec,
-        observations=[_observation(t) for t in trials if t.state.is_finished()],
-        pending=[t.params for t in trials if not t.state.is_finished()],
-        count=count,
-        seed=trial_seed(spec.seed if spec.seed is not None else study.seed, n_trials),
-        state=study.strategy_state or {},
-        # Earlier studies (warm start), for the whole study: the strategy models them as a
-        # prior, apart from this study's own observations (service/optimizer/transfer.py).
-        prior=prior_studies(earlier, space),
-    )
-    return StudyInput(request, n_trials, number)
-
-
-def new_trials(
-    session: Session, study: Study, count: int, *, tally: StudyTally | None = None
-) -> list[Trial]:
-    """Creates up to `count` QUEUED trials from the study's strategy. Caller holds the study lock.
-
-    Respects the budget: never more trials in total than `max_trials`. `tally`: the study's
-    counts, when the caller has just read them under the same lock.
-    """
-    count = min(count, int(study.budget["max_trials"]) - (tally.total if tally else 0))
-    if count <= 0:
-        return []
-    given = suggest_input(session, study, count, tally=tally)
-    request = given.request
-    count = min(count, int(study.budget["max_trials"]) - given.n_trials)
-    if count <= 0:
-        return []
-    if count != request.count:
-        request = replace(request, count=count)
-    strategy, warning = get_strategy(request.spec.name)
-    if warning:
-        add_warning(study, warning)
-    result = strategy.suggest(request)
-    study.strategy_state = result.state
-    for message in result.warnings:
-        add_warning(study, message)
-    if study.stopping and result.suggestions:
-        own_values = [o.value for o in request.observations if o.value is not None]
-        n_finished = len(request.observations)
-        if _ei_stop(study, result.suggestions[0].info, own_values, n_finished):
-            return []
-    created: list[Trial] = []
-    number = given.next_number
-    for suggestion in result.suggestions[:count]:
-        params = request.space.validate(
-            {k: repo.to_plain(v) for k, v in suggestion.params.items()}
-        )
-        trial = machine.new_trial(
-            study,
-            number=number,
-            params=params,
-            seed=trial_seed(study.seed, number),
-            source=suggestion.info.source or request.spec.name.value,
-            suggestion=suggestion.info.to_json(),
-        )
-        session.add(trial)
-        created.append(trial)
-        number += 1
-    session.flush()
-    return created
-
-
-def _ei_stop(
-    study: Study, info: SuggestionInfo, own_values: list[float], n_finished: int
-) -> bool:
-    """Applies the EI-threshold rule to the suggestion about to be made; True when it ended
-    the study."""
-    spec = StoppingSpec.model_validate(study.stopping)
-    relative_ei = relative_expected_improvement(info, study.direction, own_values)
-    streak = int((study.stopping_state or {}).get("low_ei_streak", 0))
-    streak, reason = update_ei_streak(spec, streak, relative_ei, n_finished)
-    study.stopping_state = {"low_ei_streak": streak, "last_relative_ei": relative_ei}
-    if reason is None:
-        return False
-    machine.finish(study, reason)
-    return True
-
-
-def enqueue(
-    session: Session, study: Study, configs: Sequence[dict[str, Any]], *, source: str = "enqueued"
-) -> list[Trial]:
-    """Adds chosen configurations as QUEUED trials, evaluated before any suggestion."""
-    space = SearchSpace.from_spec(study.space)
-    number = repo.next_trial_number(session, study.id)
-    created = []
-    for i, config in enumerate(configs):
-        trial = machine.new_trial(
-            study,
-            number=number + i,
-            params=space.validate(config, field=f"enqueue.{i}"),
-            seed=trial_seed(study.seed, number + i),
-            source=source,
-            suggestion=SuggestionInfo(source).to_json(),
-        )
-        session.add(trial)
-        created.append(trial)
-    session.flush()
-    return created
 
 
 def reap_expired(session: Session, policy: LeasePolicy, now: datetime | None = None) -> int:
@@ -228,14 +78,77 @@ def reap_expired(session: Session, policy: LeasePolicy, now: datetime | None = N
         machine.lose_lease(session, trial, max_retries=policy.retries_for(study), now=now)
         touched.add(trial.study_id)
     for study_id in touched:
-        maybe_finish(session, repo.get_study(session, study_id))
+        study = repo.get_study(session, study_id)
+        maybe_stop_after_failures(session, study)
+        maybe_finish(session, study)
     return len(expired)
+
+
+def set_aside(session: Session, study: Study, reason: str, now: datetime) -> None:
+    """Records that the study's suggestions fail and when to try again (10 s, doubling up to
+    10 minutes); leasing skips it until then."""
+    study.suggest_failures += 1
+    delay = min(SET_ASIDE_FIRST_S * 2 ** (study.suggest_failures - 1), SET_ASIDE_MAX_S)
+    study.suggest_error = reason
+    study.suggest_retry_at = now + timedelta(seconds=delay)
+    add_warning(study, f"suggestions failing: {reason}")
+    log.warning("study %s set aside for %.0f s: %s", study.id, delay, reason)
+
+
+def clear_set_aside(study: Study) -> None:
+    """Lets the scheduler try a set-aside study again at once (a user acted on it)."""
+    study.suggest_retry_at = None
 
 
 @dataclass(frozen=True)
 class Lease:
     trial: Trial
     study: Study
+
+
+@dataclass(frozen=True)
+class Asked:
+    """An ask's trials (RUNNING, with leases) and why there are fewer than asked, if so."""
+
+    trials: list[Trial]
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class _Start:
+    """Start new trials at once, for this worker (None: an ask/tell client)."""
+
+    worker_id: str | None
+
+
+@dataclass(frozen=True)
+class _Needs:
+    """The first study with room for a trial has none queued: a suggestion is needed."""
+
+    study_id: int
+
+
+class _StudyLocks:
+    """One lock per study id (in this process): suggestions for a study are computed one at
+    a time."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[int, threading.Lock] = {}
+        self.busy: set[int] = set()
+
+    @contextmanager
+    def hold(self, study_id: int) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks.setdefault(study_id, threading.Lock())
+        with lock:
+            with self._guard:
+                self.busy.add(study_id)
+            try:
+                yield
+            finally:
+                with self._guard:
+                    self.busy.discard(study_id)
 
 
 class Scheduler:
@@ -251,6 +164,7 @@ class Scheduler:
     def __init__(self, db: Database, policy: LeasePolicy, *, prefetch: bool = False) -> None:
         self.db = db
         self.policy = policy
+        self._locks = _StudyLocks()
         self._prefetcher = (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") if prefetch else None
         )
@@ -260,6 +174,8 @@ class Scheduler:
     def close(self) -> None:
         if self._prefetcher is not None:
             self._prefetcher.shutdown(wait=True, cancel_futures=True)
+
+    # ---- leases -----------------------------------------------------------------------------
 
     def lease(
         self,
@@ -274,10 +190,244 @@ class Scheduler:
 
         Repeat-safe: a worker that asks again while its lease is alive gets the same trial.
         """
-        lease = self._lease(worker_id, host=host, gpu=gpu, pid=pid, objectives=objectives)
-        if lease is not None and lease.study.strategy.get("name") in MODEL_BASED:
-            self._schedule_prefetch(lease.study.id)
-        return lease
+        for _ in range(LEASE_ROUNDS):
+            found = self._claim(worker_id, host=host, gpu=gpu, pid=pid, objectives=objectives)
+            if not isinstance(found, _Needs):
+                if found is not None and found.study.strategy.get("name") in MODEL_BASED:
+                    self._schedule_prefetch(found.study.id)
+                return found
+            with self._locks.hold(found.study_id):
+                if self._queued(found.study_id):
+                    continue  # another request's suggestion is waiting: claim it
+                trials = self._suggest(found.study_id, 1, start=_Start(worker_id))
+            running = [t for t in trials or [] if t.state == TrialState.RUNNING]
+            if running:
+                lease = Lease(running[0], self._study(found.study_id))
+                if lease.study.strategy.get("name") in MODEL_BASED:
+                    self._schedule_prefetch(lease.study.id)
+                return lease
+            # Set aside, changed, or no room any more (a queued trial waits): look again.
+        return None
+
+    def _claim(
+        self,
+        worker_id: str,
+        *,
+        host: str | None,
+        gpu: str | None,
+        pid: int | None,
+        objectives: Sequence[str] | None,
+    ) -> Lease | _Needs | None:
+        """One short transaction: the worker's live lease, else a queued trial of the first
+        study with room, else which study needs a suggestion (None: nothing to do)."""
+        now = utcnow()
+        with self.db.write() as session:
+            worker = repo.touch_worker(session, worker_id, host=host, gpu=gpu, pid=pid)
+            current = repo.running_trial_of_worker(session, worker_id, now)
+            if current is not None:
+                return Lease(current, repo.get_study(session, current.study_id))
+            reap_expired(session, self.policy, now)
+            skipped: list[int] = []
+            for study_id, _running in repo.runnable_studies(session, objectives, now):
+                if study_id in self._locks.busy:
+                    skipped.append(study_id)  # this process is computing its suggestion
+                    continue
+                try:
+                    study = repo.get_study(session, study_id, lock=True, skip_locked=True)
+                except Conflict:
+                    skipped.append(study_id)
+                    continue
+                found = self._claim_isolated(session, study, worker, now)
+                if found is not None:
+                    return found
+            for study_id in skipped[:1]:
+                if study_id in self._locks.busy:
+                    return _Needs(study_id)  # wait for that suggestion, then claim it
+                study = repo.get_study(session, study_id, lock=True)
+                found = self._claim_isolated(session, study, worker, now)
+                if found is not None:
+                    return found
+        return None
+
+    def _claim_isolated(
+        self, session: Session, study: Study, worker: Worker, now: datetime
+    ) -> Lease | _Needs | None:
+        """`_claim_in`, with whatever one study's rows raise kept to that study: it is set
+        aside and the request goes on with the next study (a database that is unavailable
+        is not the study's fault and fails the request)."""
+        try:
+            with session.begin_nested():
+                return self._claim_in(session, study, worker, now)
+        except OperationalError:
+            raise
+        except Exception as exc:
+            log.exception("study %s: leasing from it failed", study.id)
+            set_aside(session, study, f"{type(exc).__name__}: {exc}"[:1000], now)
+            return None
+
+    def _claim_in(
+        self, session: Session, study: Study, worker: Worker, now: datetime
+    ) -> Lease | _Needs | None:
+        """Within `study`, whose row the caller has locked (the running count is read under
+        the lock, so concurrent servers never exceed `max_parallel`)."""
+        if study.state != StudyState.RUNNING:
+            return None
+        tally = reader.study_tally(session, study.id)
+        if tally.running >= int(study.budget.get("max_parallel", 1)):
+            return None
+        trial = repo.claim_queued_trial(session, study.id) if tally.queued else None
+        if trial is not None:
+            machine.start(
+                session, trial, worker=worker, lease_seconds=self.policy.lease_seconds, now=now
+            )
+            session.flush()
+            return Lease(trial, study)
+        if tally.total >= int(study.budget["max_trials"]):
+            maybe_finish(session, study)
+            return None
+        return _Needs(study.id)
+
+    def _queued(self, study_id: int) -> bool:
+        with self.db.read() as session:
+            return reader.study_tally(session, study_id).queued > 0
+
+    def _study(self, study_id: int) -> Study:
+        with self.db.read() as session:
+            return repo.get_study(session, study_id)
+
+    # ---- suggestions ------------------------------------------------------------------------
+
+    def _suggest(
+        self, study_id: int, count: int, *, start: _Start | None = None
+    ) -> list[Trial] | None:
+        """Up to `count` new trials from the study's strategy, computed with no lock held:
+        QUEUED, or with `start` RUNNING under leases as far as `max_parallel` allows (the rest
+        stay queued). None when the study was set aside (its suggestion failed), stopped
+        meanwhile, or the computed suggestions became repeats (another server's trials)
+        twice."""
+        for _ in range(2):
+            try:
+                with self.db.read() as session:
+                    given = read_input(session, study_id, count)
+                if given is None:
+                    return None
+                computed = compute(given)
+            except SuggestionFailed as exc:
+                self._set_aside(study_id, str(exc))
+                return None
+            created = self._store(study_id, computed, count, start)
+            if created is not None:
+                return created
+        return None
+
+    def _store(
+        self, study_id: int, computed: Computed, count: int, start: _Start | None
+    ) -> list[Trial] | None:
+        now = utcnow()
+        with self.db.write() as session:
+            study = repo.get_study(session, study_id, lock=True)
+            if study.state != StudyState.RUNNING:
+                return []
+            try:
+                with session.begin_nested():
+                    created = store(session, study, computed, count)
+            except Exception as exc:  # e.g. a number or value the database refuses
+                log.exception("study %s: storing its suggestion failed", study_id)
+                set_aside(session, study, f"{type(exc).__name__}: {exc}"[:1000], now)
+                return None
+            if created == []:
+                maybe_finish(session, study)
+            if created and start is not None:
+                self._start_within_room(session, study, created, start, now)
+            return created
+
+    def _start_within_room(
+        self, session: Session, study: Study, trials: list[Trial], start: _Start, now: datetime
+    ) -> None:
+        running = reader.study_tally(session, study.id).running
+        room = int(study.budget.get("max_parallel", 1)) - running
+        worker = (
+            None
+            if start.worker_id is None
+            else repo.touch_worker(session, start.worker_id, host=None, gpu=None, pid=None)
+        )
+        for trial in trials[: max(room, 0)]:
+            machine.start(
+                session, trial, worker=worker, lease_seconds=self.policy.lease_seconds, now=now
+            )
+        session.flush()
+
+    def _set_aside(self, study_id: int, reason: str) -> None:
+        with self.db.write() as session:
+            study = repo.get_study(session, study_id, lock=True)
+            set_aside(session, study, reason, utcnow())
+
+    def suggest(self, study_id: int, count: int) -> Asked:
+        """Ask: up to `count` RUNNING trials with leases, for evaluation outside the service,
+        and why there are fewer, if there are.
+
+        Queued trials (enqueued or re-queued after a lost lease) come first. Fewer come back
+        when `max_parallel` or the budget allows fewer, or when the study's suggestions fail
+        (it is then set aside); raises Conflict when the study is not running.
+        """
+        out, room, reason = self._ask_queued(study_id, count)
+        if room > 0:
+            with self._locks.hold(study_id):
+                trials = self._suggest(study_id, room, start=_Start(None))
+            out += [t for t in trials or [] if t.state == TrialState.RUNNING]
+            if len(out) < count and reason is None:
+                reason = self._why_not(study_id)
+        return Asked(out, reason)
+
+    def _ask_queued(self, study_id: int, count: int) -> tuple[list[Trial], int, str | None]:
+        """Claims queued trials; returns them, how many more may be suggested, and why
+        fewer than `count` may be returned."""
+        now = utcnow()
+        with self.db.write() as session:
+            reap_expired(session, self.policy, now)
+            study = repo.get_study(session, study_id, lock=True)
+            if study.state != StudyState.RUNNING:
+                raise Conflict(
+                    f"study {study_id} is {study.state}"
+                    + (f": {study.stop_reason}" if study.stop_reason else "")
+                )
+            tally = reader.study_tally(session, study_id)
+            max_parallel = int(study.budget.get("max_parallel", 1))
+            max_trials = int(study.budget["max_trials"])
+            parallel_room = max_parallel - tally.running
+            budget_room = max_trials - tally.total + tally.queued  # queued ones are claimable
+            room = max(min(count, parallel_room, budget_room), 0)
+            reason = None
+            if room < count:
+                reason = (
+                    f"budget.max_parallel is {max_parallel} and {tally.running} trials run"
+                    if parallel_room <= budget_room
+                    else f"budget of {max_trials} trials used"
+                )
+            out: list[Trial] = []
+            while len(out) < room:
+                queued = repo.claim_queued_trial(session, study.id)
+                if queued is None:
+                    break
+                machine.start(
+                    session, queued, worker=None, lease_seconds=self.policy.lease_seconds, now=now
+                )
+                out.append(queued)
+            left = room - len(out)
+            if budget_room <= 0:
+                maybe_finish(session, study)
+            return out, left, reason
+
+    def _why_not(self, study_id: int) -> str:
+        with self.db.read() as session:
+            study = repo.get_study(session, study_id)
+            if study.suggest_error:
+                return f"suggestions failing: {study.suggest_error}"
+            if study.state != StudyState.RUNNING:
+                return f"study {study_id} is {study.state}: {study.stop_reason}"
+            return f"budget of {study.budget['max_trials']} trials used"
+
+    # ---- prefetching ------------------------------------------------------------------------
 
     def _schedule_prefetch(self, study_id: int) -> None:
         if self._prefetcher is None:
@@ -294,113 +444,20 @@ class Scheduler:
 
     def _prefetch(self, study_id: int) -> None:
         try:
-            with self.db.write() as session:
-                study = repo.get_study(session, study_id, lock=True)
-                if study.state != StudyState.RUNNING:
-                    return
-                if repo.count_in_states(session, study_id, [TrialState.QUEUED]):
-                    return
-                new_trials(session, study, 1)
+            with self._locks.hold(study_id):
+                with self.db.read() as session:
+                    study = repo.get_study(session, study_id)
+                    tally = reader.study_tally(session, study_id)
+                    if study.state != StudyState.RUNNING or tally.queued:
+                        return
+                    if tally.total >= int(study.budget["max_trials"]):
+                        return
+                self._suggest(study_id, 1)
         except Exception:
             log.exception("study %s: prefetching a suggestion failed; workers will ask", study_id)
         finally:
             with self._prefetch_lock:
                 self._prefetching.discard(study_id)
-
-    def _lease(
-        self,
-        worker_id: str,
-        *,
-        host: str | None,
-        gpu: str | None,
-        pid: int | None,
-        objectives: Sequence[str] | None,
-    ) -> Lease | None:
-        now = utcnow()
-        with self.db.write() as session:
-            worker = repo.touch_worker(session, worker_id, host=host, gpu=gpu, pid=pid)
-            current = repo.running_trial_of_worker(session, worker_id, now)
-            if current is not None:
-                return Lease(current, repo.get_study(session, current.study_id))
-            reap_expired(session, self.policy, now)
-            candidates = repo.runnable_studies(session, objectives)
-            skipped: list[int] = []
-            for study_id, _running in candidates:
-                try:
-                    study = repo.get_study(session, study_id, lock=True, skip_locked=True)
-                except Conflict:
-                    skipped.append(study_id)
-                    continue
-                lease = self._lease_in(session, study, worker)
-                if lease is not None:
-                    return lease
-            for study_id in skipped[:1]:
-                study = repo.get_study(session, study_id, lock=True)
-                lease = self._lease_in(session, study, worker)
-                if lease is not None:
-                    return lease
-        return None
-
-    def _lease_in(self, session: Session, study: Study, worker: Worker) -> Lease | None:
-        """Leases a trial of `study`, whose row the caller has locked: the running count is
-        read under the lock, so concurrent servers never exceed `max_parallel`."""
-        if study.state != StudyState.RUNNING:
-            return None
-        tally = reader.study_tally(session, study.id)
-        if tally.running >= int(study.budget.get("max_parallel", 1)):
-            return None
-        trial = repo.claim_queued_trial(session, study.id) if tally.queued else None
-        if trial is None:
-            created = new_trials(session, study, 1, tally=tally)
-            trial = created[0] if created else None
-        if trial is None:
-            maybe_finish(session, study)
-            return None
-        machine.start(
-            session, trial, worker=worker, lease_seconds=self.policy.lease_seconds, now=utcnow()
-        )
-        session.flush()
-        return Lease(trial, study)
-
-    def suggest(self, study_id: int, count: int) -> list[Trial]:
-        """Ask: up to `count` RUNNING trials with leases, for evaluation outside the service.
-
-        Queued trials (enqueued or re-queued after a lost lease) come first. Fewer than
-        `count` come back when the budget allows fewer; raises Conflict when the study is
-        not running.
-        """
-        now = utcnow()
-        with self.db.write() as session:
-            reap_expired(session, self.policy, now)
-            study = repo.get_study(session, study_id, lock=True)
-            if study.state != StudyState.RUNNING:
-                raise Conflict(
-                    f"study {study_id} is {study.state}"
-                    + (f": {study.stop_reason}" if study.stop_reason else "")
-                )
-            out: list[Trial] = []
-            while len(out) < count:
-                queued = repo.claim_queued_trial(session, study.id)
-                if queued is None:
-                    break
-                machine.start(
-                    session, queued, worker=None, lease_seconds=self.policy.lease_seconds, now=now
-                )
-                out.append(queued)
-            if len(out) < count:
-                for trial in new_trials(session, study, count - len(out)):
-                    machine.start(
-                        session,
-                        trial,
-                        worker=None,
-                        lease_seconds=self.policy.lease_seconds,
-                        now=now,
-                    )
-                    out.append(trial)
-            if not out:
-                maybe_finish(session, study)
-            session.flush()
-            return out
 
     def reap(self) -> int:
         with self.db.write() as session:

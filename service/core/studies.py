@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
 from typing import Any
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 from objectives import registry
 from objectives.registry import EXTERNAL
 from service.core import machine
-from service.core.scheduling import enqueue
+from service.core.suggesting import enqueue
 from service.domain import Direction
 from service.errors import Conflict, InvalidRequest
 from service.policies.warm_start import resolve_sources, seed_configs
@@ -39,10 +40,20 @@ _ACTIONS: dict[StudyAction, Callable[[Study], None]] = {
 }
 
 
-def _objective_defaults(
-    spec: StudyCreate,
-) -> tuple[str, Direction, dict[str, Any], dict[str, Any]]:
-    """(metric, direction, space spec, objective args) with the objective's defaults filled in."""
+@dataclass(frozen=True)
+class ResolvedObjective:
+    """A specification's objective with its defaults filled in."""
+
+    metric: str
+    direction: Direction
+    space: dict[str, Any]
+    args: dict[str, Any]
+
+
+def resolve_objective(spec: StudyCreate) -> ResolvedObjective:
+    """The metric, direction, space and arguments of `spec`, the objective's defaults filled
+    in; raises InvalidRequest naming the field (an unknown objective, arguments its schema
+    refuses, an external study without a space)."""
     space_spec = (
         {name: p.model_dump() for name, p in spec.space.items()} if spec.space is not None else None
     )
@@ -50,7 +61,9 @@ def _objective_defaults(
         if space_spec is None:
             raise InvalidRequest("an external study needs a space", field="space")
         direction = spec.direction or Direction.MINIMIZE
-        return spec.metric or "value", direction, space_spec, spec.objective_args
+        return ResolvedObjective(
+            spec.metric or "value", direction, space_spec, spec.objective_args
+        )
     try:
         objective = registry.get(spec.objective)
     except KeyError as exc:
@@ -61,7 +74,7 @@ def _objective_defaults(
         raise InvalidRequest.from_validation(exc, prefix="objective_args") from None
     if space_spec is None:
         space_spec = {k: dict(v) for k, v in objective.space.items()}
-    return (
+    return ResolvedObjective(
         spec.metric or objective.metric,
         spec.direction or Direction(objective.direction),
         space_spec,
@@ -74,8 +87,9 @@ def create_study(db: Database, spec: StudyCreate, *, owner_token_id: int | None)
 
     Raises InvalidRequest naming the field, or Conflict when the name is taken.
     """
-    metric, direction, space_spec, args = _objective_defaults(spec)
-    space = SearchSpace.from_spec(space_spec)
+    resolved = resolve_objective(spec)
+    metric, direction, args = resolved.metric, resolved.direction, resolved.args
+    space = SearchSpace.from_spec(resolved.space)
     if len(spec.enqueue) > spec.budget.max_trials:
         raise InvalidRequest(
             f"enqueue: {len(spec.enqueue)} configurations do not fit in budget.max_trials "

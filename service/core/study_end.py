@@ -1,4 +1,5 @@
-"""When a study is over: a stopping rule fired, or its budget is used and nothing is left.
+"""When a study is over: a stopping rule fired, its budget is used and nothing is left, or
+its trials keep failing.
 
 Called after every change that can end a study (a trial finishing, a lease lost for good,
 a lease request that found nothing to do); it ends the study through the state machine.
@@ -15,6 +16,8 @@ from service.specs import StoppingSpec
 from service.store import reader
 from service.store import repository as repo
 from service.store.models import Study
+
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
 
 
 def maybe_finish(session: Session, study: Study) -> None:
@@ -42,3 +45,16 @@ def maybe_finish(session: Session, study: Study) -> None:
             machine.finish(study, StopReason.all_failed(finished))
         else:
             machine.finish(study, StopReason.budget_used(max_trials))
+
+
+def maybe_stop_after_failures(session: Session, study: Study) -> None:
+    """Stops the study (STOPPED, with the reason and the last error) once its last
+    `budget.max_consecutive_failures` finished trials (default 10) all failed: a trainer or
+    argument that fails every trial must not use up the workers or the budget."""
+    if study.state not in (StudyState.RUNNING, StudyState.PAUSED):
+        return
+    limit = study.budget.get("max_consecutive_failures") or DEFAULT_MAX_CONSECUTIVE_FAILURES
+    session.flush()
+    last = reader.last_finished(session, study.id, int(limit))
+    if len(last) == int(limit) and all(t.state == TrialState.FAILED for t in last):
+        machine.stop(study, StopReason.failures_in_a_row(int(limit), last[0].error))

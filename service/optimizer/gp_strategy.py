@@ -38,6 +38,10 @@ Rules:
   `state`, so nothing is lost on restart.
 - Never re-suggests an observed, pending or already chosen configuration unless the space is
   exhausted.
+- Bounded work: a space that encodes to more than `max_columns` (512) columns (categorical
+  choices are one column each) is searched at random, with a warning (a fit over thousands of
+  lengthscales took minutes); the candidate pool shrinks with the number of observations
+  and of columns; past `time_budget_s` (20 s) the rest of a batch is random, with a warning.
 
 `Suggestion.info`: source, acquisition, acquisition_value (EI / PI / UCB in standardized
 units), mean and std in the objective's own units and direction.
@@ -47,6 +51,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -92,7 +97,11 @@ class GPStrategy:
         predict_cap: int = 2000,
         prior_cap: int = 500,
         hedge_eta: float = 0.1,
+        max_columns: int = 512,
+        time_budget_s: float = 20.0,
     ) -> None:
+        self.max_columns = max_columns
+        self.time_budget_s = time_budget_s
         self.n_candidates = n_candidates
         self.n_starts = n_starts
         self.model_settings = ModelSettings(
@@ -128,6 +137,15 @@ class GPStrategy:
             pending = [*request.pending, *(s.params for s in out)]
             rest = replace(request, count=request.count - n_sobol, pending=pending)
             rng = np.random.default_rng(rest.seed)
+            if space.dim > self.max_columns:
+                result = RandomStrategy().suggest(rest)
+                warning = (
+                    f"the space encodes to {space.dim} columns (each categorical choice is "
+                    f"one); the GP models at most {self.max_columns}: suggestions are random"
+                )
+                return SuggestResult(
+                    out + result.suggestions, state=state, warnings=[*warnings, warning]
+                )
             try:
                 model = build_model(
                     rest, state, rng, settings=self.model_settings, earlier=earlier
@@ -152,6 +170,7 @@ class GPStrategy:
         rng: np.random.Generator,
     ) -> SuggestResult:
         space, spec = request.space, request.spec
+        deadline = time.monotonic() + self.time_budget_s
         gp_var, best = model.with_pending, model.best
         hedge = _Hedge.from_state(state.get("hedge"), space.dim)
         auto = spec.acquisition == AcquisitionName.AUTO
@@ -161,11 +180,26 @@ class GPStrategy:
         top = np.argsort(-y)[: min(5, len(y))]
         incumbents = np.vstack([model.data.X[top], model.prior_top])
         seen = seen_keys(request)
-        # Scoring m candidates costs O(m n^2): past n ~ 200 the pool shrinks (to 256 at least).
-        n_candidates = int(np.clip(2e5 / max(len(y), 1), 256, self.n_candidates))
+        # Scoring m candidates costs O(m n (n + d)): past n ~ 200, or with many columns, the
+        # pool shrinks (to 64 at least).
+        n, d = max(len(y), 1), space.dim
+        n_candidates = int(np.clip(min(2e5 / n, 2e7 / (n * d)), 64, self.n_candidates))
         n_candidates = 1 << (n_candidates.bit_length() - 1)
         suggestions: list[Suggestion] = []
+        warnings = list(model.warnings)
         for _ in range(request.count):
+            if time.monotonic() > deadline:
+                chosen = [*request.pending, *(s.params for s in suggestions)]
+                left = request.count - len(suggestions)
+                filler = RandomStrategy().suggest(
+                    replace(request, count=left, pending=chosen, seed=request.seed + len(chosen))
+                )
+                suggestions += filler.suggestions
+                warnings.append(
+                    f"the suggestion time budget ({self.time_budget_s:g} s) ran out: "
+                    f"{left} of {request.count} suggestions are random"
+                )
+                break
             pool = build_pool(
                 space, gp_var, incumbents=incumbents, rng=rng, n_candidates=n_candidates
             )
@@ -190,7 +224,7 @@ class GPStrategy:
         new_state = dict(model.state)
         if auto:
             new_state["hedge"] = hedge.to_state()
-        return SuggestResult(suggestions, state=new_state, warnings=list(model.warnings))
+        return SuggestResult(suggestions, state=new_state, warnings=warnings)
 
 
 def _info(

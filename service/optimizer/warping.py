@@ -14,6 +14,10 @@ Rules, applied in order (in the spirit of Vizier's output warper):
 `to_original` maps a prediction (mean, std) in warped units back to the input units, by
 piecewise-linear interpolation of the monotone warp (linear extrapolation above the best
 value, where the warp is affine); NaN when there were no values (nothing sets the scale).
+
+Extreme but finite values (up to +-1.8e308, where a range, a mean or a square overflows)
+are handled in units of the largest magnitude (`unit`), and mapped back only at the end: a
+prediction beyond the largest float comes back as +-inf, never as NaN or an error.
 """
 
 from __future__ import annotations
@@ -24,12 +28,18 @@ import numpy as np
 from scipy.special import ndtri
 from scipy.stats import rankdata
 
+UNIT_ABOVE = 1e100
+
 
 @dataclass(frozen=True)
 class OutputWarp:
+    """`y`: the warped, standardized values; `original`: the values (failures imputed) in
+    units of `unit`; `scale`: the standardization's std, in those units."""
+
     y: np.ndarray
     original: np.ndarray
     scale: float
+    unit: float = 1.0
 
     @classmethod
     def fit(cls, values: np.ndarray, *, rank_warp: bool = True) -> OutputWarp:
@@ -37,6 +47,9 @@ class OutputWarp:
         if not len(v):
             return cls(y=v, original=v, scale=1.0)
         finite = np.isfinite(v)
+        largest = float(np.abs(v[finite]).max()) if finite.any() else 0.0
+        unit = largest if largest > UNIT_ABOVE else 1.0
+        v = v / unit
         if finite.any():
             lo, hi = float(v[finite].min()), float(v[finite].max())
             v[~finite] = lo - (0.5 * (hi - lo) if hi > lo else 1.0)
@@ -54,12 +67,17 @@ class OutputWarp:
         mean = float(w.mean())
         std = float(w.std())
         std = std if std > 0 else 1.0
-        return cls(y=(w - mean) / std, original=v, scale=std)
+        return cls(y=(w - mean) / std, original=v, scale=std, unit=unit)
 
     def to_original(self, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not len(self.y):
             # No value of the study's own yet (a warm start's first suggestion): no scale.
             return np.full_like(mean, np.nan), np.full_like(std, np.nan)
+        out, out_std = self._to_units(np.asarray(mean, dtype=float), np.asarray(std, dtype=float))
+        with np.errstate(over="ignore"):
+            return out * self.unit, out_std * self.unit
+
+    def _to_units(self, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         order = np.argsort(self.y, kind="stable")
         ys, vs = self.y[order], self.original[order]
         ys, idx = np.unique(ys, return_index=True)

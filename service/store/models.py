@@ -109,6 +109,9 @@ class Study(Base):
     stop_kind: Mapped[StopKind | None] = mapped_column(EnumString(StopKind), nullable=True)
     stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     strategy_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    suggest_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    suggest_failures: Mapped[int] = mapped_column(Integer, default=0)
+    suggest_retry_at: Mapped[datetime | None] = mapped_column(nullable=True)
     stopping_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     warnings: Mapped[list[Any]] = mapped_column(default=list)
     owner_token_id: Mapped[int | None] = mapped_column(

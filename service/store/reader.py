@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import JSON, ColumnElement, func, literal, select
 from sqlalchemy.orm import Session
 
 from service.domain import FINISHED_STATES, TrialState
-from service.records import CompletedTrial, StudyRef, StudyTally, TrialRecord
+from service.records import CompletedTrial, FinishedTrial, StudyRef, StudyTally, TrialRecord
 from service.store.models import Study, Trial, TrialValue
 
 
@@ -33,6 +34,12 @@ def trial_history(
         .order_by(Trial.number)
     ).all()
     return [TrialRecord(i, n, s, p or {}, v, st, g or {}) for i, n, s, p, v, st, g in rows]
+
+
+def trial_params(session: Session, study_id: int, *, min_number: int) -> list[dict[str, Any]]:
+    """The configurations of the study's trials numbered `min_number` and up."""
+    stmt = select(Trial.params).where(Trial.study_id == study_id, Trial.number >= min_number)
+    return [p or {} for p in session.scalars(stmt).all()]
 
 
 def study_tally(session: Session, study_id: int) -> StudyTally:
@@ -143,3 +150,14 @@ def trials_by_id(session: Session, trial_ids: Sequence[int]) -> list[TrialRecord
         .order_by(Trial.number)
     ).all()
     return [TrialRecord(i, n, s, p or {}, v, st) for i, n, s, p, v, st in rows]
+
+
+def last_finished(session: Session, study_id: int, n: int) -> list[FinishedTrial]:
+    """The study's `n` most recently finished trials, newest first."""
+    rows = session.execute(
+        select(Trial.state, Trial.error)
+        .where(Trial.study_id == study_id, Trial.state.in_(FINISHED_STATES))
+        .order_by(func.coalesce(Trial.finished_at, Trial.created_at).desc(), Trial.number.desc())
+        .limit(n)
+    ).all()
+    return [FinishedTrial(state, error) for state, error in rows]

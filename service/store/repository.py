@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -55,6 +55,13 @@ def get_study(
             raise Conflict(f"study {study_id} is locked")
         raise NotFound(f"study {study_id} not found")
     return study
+
+
+def delete_study(session: Session, study_id: int) -> None:
+    """Removes the study with its trials, attempts, values and artifacts' rows (the
+    database cascades); raises NotFound."""
+    session.delete(get_study(session, study_id))
+    session.flush()
 
 
 def find_study_by_name(session: Session, name: str) -> Study | None:
@@ -115,8 +122,11 @@ def best_trial(session: Session, study: Study) -> Trial | None:
     )
 
 
-def runnable_studies(session: Session, objectives: Sequence[str] | None) -> list[tuple[int, int]]:
-    """(study id, running trials) of running, worker-evaluated studies, least busy first."""
+def runnable_studies(
+    session: Session, objectives: Sequence[str] | None, now: datetime
+) -> list[tuple[int, int]]:
+    """(study id, running trials) of running, worker-evaluated studies, least busy first;
+    studies set aside (their suggestions failed) until their retry time are left out."""
     running = (
         select(Trial.study_id, func.count().label("n"))
         .where(Trial.state == TrialState.RUNNING)
@@ -126,7 +136,11 @@ def runnable_studies(session: Session, objectives: Sequence[str] | None) -> list
     stmt = (
         select(Study.id, func.coalesce(running.c.n, 0))
         .outerjoin(running, running.c.study_id == Study.id)
-        .where(Study.state == StudyState.RUNNING, Study.objective != "external")
+        .where(
+            Study.state == StudyState.RUNNING,
+            Study.objective != "external",
+            or_(Study.suggest_retry_at.is_(None), Study.suggest_retry_at <= now),
+        )
         .order_by(func.coalesce(running.c.n, 0).asc(), Study.id.asc())
     )
     if objectives is not None:

@@ -30,7 +30,8 @@ def api(tmp_path: Path) -> Iterator[TestClient]:
 
 
 def _study(api: TestClient, name: str, **spec: Any) -> dict[str, Any]:
-    body = {"name": name, "objective": "synthetic", "budget": {"max_trials": 40}, **spec}
+    budget = {"max_trials": 40, "max_parallel": 64}
+    body = {"name": name, "objective": "synthetic", "budget": budget, **spec}
     response = api.post("/api/v1/studies", json=body)
     assert response.status_code == 201, response.text
     return dict(response.json())
@@ -72,7 +73,8 @@ def test_history_columns_and_best_so_far(api: TestClient) -> None:
 
 
 def test_history_downsamples_but_keeps_every_improvement(api: TestClient) -> None:
-    study = _study(api, "many", strategy={"name": "random"}, budget={"max_trials": 80})
+    budget = {"max_trials": 80, "max_parallel": 64}
+    study = _study(api, "many", strategy={"name": "random"}, budget=budget)
     for _ in range(5):
         _ask_tell(api, study["id"], 16)
     full = api.get(f"/api/v1/studies/{study['id']}/history", params={"max_points": 1000}).json()
@@ -189,7 +191,7 @@ def test_importance_ranks_the_parameter_that_matters(api: TestClient) -> None:
         api,
         "imp",
         strategy={"name": "random"},
-        budget={"max_trials": 60},
+        budget={"max_trials": 60, "max_parallel": 64},
         space={
             "x": {"type": "float", "low": 0.0, "high": 1.0},
             "y": {"type": "float", "low": 0.59, "high": 0.61},

@@ -22,7 +22,7 @@ def _study_with_history(service: Service) -> int:
         budget={"max_trials": 6},
         strategy={"name": "sobol"},
     )
-    trials = service.scheduler.suggest(study, 4)
+    trials = service.scheduler.suggest(study, 4).trials
     for i, t in enumerate(trials[:2]):
         service.lifecycle.report(t.id, t.lease_token or "", 1, 10.0 + i)
         service.lifecycle.complete(t.id, t.lease_token or "", 1.0 + i)

@@ -43,7 +43,7 @@ def test_asha_keeps_top_fraction() -> None:
 
 
 def _run_curve(service: Service, study_id: int, curve: list[float]) -> tuple[list[str], int]:
-    (trial,) = service.scheduler.suggest(study_id, 1)
+    (trial,) = service.scheduler.suggest(study_id, 1).trials
     actions = []
     for step, value in enumerate(curve, start=1):
         action = service.lifecycle.report(trial.id, trial.lease_token or "", step, value)

@@ -63,7 +63,7 @@ def test_a_stopped_study_refuses_suggestions_and_says_why(service: Service) -> N
         budget={"max_trials": 50},
     )
     for value in (1.0, 0.05):
-        (trial,) = service.scheduler.suggest(study, 1)
+        (trial,) = service.scheduler.suggest(study, 1).trials
         service.lifecycle.complete(trial.id, trial.lease_token or "", value)
     with service.db.read() as session:
         stored = repo.get_study(session, study)

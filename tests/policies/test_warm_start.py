@@ -33,20 +33,20 @@ def _source_study(service: Service, n: int = 25) -> int:
         strategy={"name": "random", "seed": 1},
     )
     for _ in range(n):
-        (trial,) = service.scheduler.suggest(study, 1)
+        (trial,) = service.scheduler.suggest(study, 1).trials
         value = branin(trial.params["x1"], trial.params["x2"])
         service.lifecycle.complete(trial.id, trial.lease_token or "", value)
     return study
 
 
 def _first_params(service: Service, study: int) -> dict[str, float]:
-    (trial,) = service.scheduler.suggest(study, 1)
+    (trial,) = service.scheduler.suggest(study, 1).trials
     return dict(trial.params)
 
 
 def _run(service: Service, study: int) -> dict[str, float]:
     """One trial: suggested, evaluated on Branin, completed; returns its configuration."""
-    (trial,) = service.scheduler.suggest(study, 1)
+    (trial,) = service.scheduler.suggest(study, 1).trials
     params = dict(trial.params)
     service.lifecycle.complete(trial.id, trial.lease_token or "", branin(**params))
     return params
@@ -108,7 +108,7 @@ def test_warm_start_transfers_to_a_shifted_rescaled_objective(service: Service) 
         strategy={"name": "gp", "seed": 11},
     )
     for _ in range(30):
-        (trial,) = service.scheduler.suggest(source, 1)
+        (trial,) = service.scheduler.suggest(source, 1).trials
         x1, x2 = trial.params["x1"], trial.params["x2"]
         value = 2.0 * branin(min(x1 + 0.45, 10.0), min(x2 + 0.45, 15.0)) + 1.0
         service.lifecycle.complete(trial.id, trial.lease_token or "", value)

@@ -68,7 +68,7 @@ def build_seeded_app(workdir: Path, database_url: str | None = None) -> Seeded:
         }
     )
     study_id = create_study(ctx.db, spec, owner_token_id=None)
-    leased = ctx.scheduler.suggest(study_id, 4)
+    leased = ctx.scheduler.suggest(study_id, 4).trials
     ctx.lifecycle.report(leased[0].id, leased[0].lease_token or "", 1, 0.5)
     ctx.lifecycle.complete(leased[0].id, leased[0].lease_token or "", 0.25)
     ctx.lifecycle.fail(leased[1].id, leased[1].lease_token or "", "seeded failure")

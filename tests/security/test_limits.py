@@ -148,3 +148,112 @@ def test_import_rejects_bad_documents_with_a_422(
     response = http.post(f"{P}/studies/import", params={"name": "imported-bad"}, json=document)
     assert response.status_code == 422, response.text
     assert field in _fields(response), _fields(response)
+
+
+# ---- the hostile inputs of the isolation issue: refused, and nothing else breaks ----------
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("space", "word"),
+    [
+        ({"x": {"type": "int", "low": 0, "high": 10**330}}, "high"),
+        ({"x": {"type": "int", "low": -(2**60), "high": 0}}, "low"),
+        ({"x": {"type": "float", "low": -1e308, "high": 1e308}}, "high - low"),
+        ({"x": {"type": "categorical", "choices": [2**60, 1]}}, "choices"),
+        ({"x": {"type": "fixed", "value": -(2**70)}}, "value"),
+    ],
+)
+def test_numbers_a_search_space_cannot_handle_are_refused(
+    http: TestClient, space: dict[str, Any], word: str
+) -> None:
+    """An int bound of 10^330 was accepted and made every worker's lease a 500."""
+    response = http.post(f"{P}/studies", json=_external("huge-bound", space=space))
+    fields = _fields(response)
+    assert response.status_code == 422 and "space.x" in fields and word in fields, fields
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (_nested(260), "nested deeper than 32"),
+        ({"blob": "x" * 70_000}, "bytes as JSON"),
+    ],
+)
+def test_free_form_json_is_bounded_and_the_list_stays_readable(
+    http: TestClient, args: dict[str, Any], message: str
+) -> None:
+    """objective_args nested 260 deep was stored, then every studies list answered 500."""
+    response = http.post(f"{P}/studies", json=_external("deep-args", objective_args=args))
+    assert response.status_code == 422, response.text
+    assert "objective_args" in _fields(response) and message in _fields(response)
+    enqueue = [{"x": _nested(40)}]
+    response = http.post(f"{P}/studies", json=_external("deep-enqueue", enqueue=enqueue))
+    assert response.status_code == 422 and "enqueue" in _fields(response)
+    assert http.get(f"{P}/studies").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda d: d["trials"][0].update(number=2**31 - 1), "trials.0.number"),
+        (lambda d: d["trials"][0].update(attempt=2**31 - 1), "trials.0.attempt"),
+        (lambda d: d["study"].update(objective="not-installed"), "study.objective"),
+        (lambda d: d["study"].update(objective_args={"steps": "many"}), "objective_args.steps"),
+        (lambda d: d["study"].update(objective_args=_nested(260)), "study.objective_args"),
+        (lambda d: d["trials"][0].update(suggestion=_nested(100)), "trials.0.suggestion"),
+        (lambda d: d["study"].update(warnings=["w" * 5000]), "study.warnings"),
+    ],
+)
+def test_import_validates_like_creation(
+    http: TestClient, seeded: Seeded, change: Any, field: str
+) -> None:
+    """Imports were checked as if their objective were `external`: unknown objectives and
+    arguments were stored and leased to workers; a trial number of 2**31 - 1 made every
+    lease fail on PostgreSQL."""
+    document = _document(http, seeded)
+    change(document)
+    response = http.post(f"{P}/studies/import", params={"name": "imported-bad"}, json=document)
+    assert response.status_code == 422, response.text
+    assert field in _fields(response), _fields(response)
+    assert http.get(f"{P}/studies").status_code == 200
+
+
+def test_suggestions_respect_max_parallel(http: TestClient) -> None:
+    """Two asks of 64 on a study with max_parallel 2 left 128 trials running."""
+    body = _external("parallel-2", budget={"max_trials": 200, "max_parallel": 2})
+    study = http.post(f"{P}/studies", json=body).json()
+    url = f"{P}/studies/{study['id']}/suggestions"
+    first = http.post(url, json={"count": 64}).json()
+    second = http.post(url, json={"count": 64}).json()
+    assert len(first["data"]) == 2 and second["data"] == []
+    assert second["reason"] == "budget.max_parallel is 2 and 2 trials run"
+    running = http.get(f"{P}/studies/{study['id']}").json()["counts"]["running"]
+    assert running == 2
+
+
+def test_insights_never_fail_on_extreme_finite_values(http: TestClient) -> None:
+    """Values near 1e308 made GET /model a 500 (the output warp overflowed)."""
+    space = {
+        "x": {"type": "float", "low": 0, "high": 1},
+        "c": {"type": "categorical", "choices": ["a", "b"]},
+    }
+    body = _external("extreme", space=space, budget={"max_trials": 20, "max_parallel": 20})
+    study_id = http.post(f"{P}/studies", json=body).json()["id"]
+    for value in (1e308, -1e308, 1.7e308, 5.0, -1.7e308, 1e-308, 0.0, 3e307):
+        (trial,) = http.post(f"{P}/studies/{study_id}/suggestions", json={"count": 1}).json()[
+            "data"
+        ]
+        done = {"lease_token": trial["lease_token"], "value": value}
+        assert http.post(f"{P}/trials/{trial['id']}/complete", json=done).status_code == 200
+    asked = http.post(f"{P}/studies/{study_id}/suggestions", json={"count": 2}).json()
+    assert all(t["source"] == "gp" for t in asked["data"]), "the GP copes; no random fallback"
+    for view in ("model?param=x", "model?param=x&param2=c", "history", "importance", "curves"):
+        response = http.get(f"{P}/studies/{study_id}/{view}")
+        assert response.status_code == 200, (view, response.text)

@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import update
 
 from service.core.lifecycle import ReportAction, TrialLifecycle
-from service.core.scheduling import LeasePolicy, Scheduler, enqueue
+from service.core.scheduling import LeasePolicy, Scheduler
 from service.core.studies import StudyAction, act_on_study, create_study
+from service.core.suggesting import enqueue
 from service.domain import StudyState, TrialState
 from service.errors import Conflict, NotFound
 from service.schemas import StudyCreate
@@ -428,13 +429,30 @@ def test_enqueued_configurations_come_first(
 def test_suggest_hands_out_leased_trials_within_the_budget(
     db: Database, scheduler: Scheduler, lifecycle: TrialLifecycle
 ) -> None:
-    study_id = new_study(db, external=True, max_trials=5)
-    batch = scheduler.suggest(study_id, 3)
+    study_id = new_study(db, external=True, max_trials=5, max_parallel=10)
+    batch = scheduler.suggest(study_id, 3).trials
     assert len({t.id for t in batch}) == 3
     assert all(t.state == TrialState.RUNNING.value and t.lease_token for t in batch)
-    assert len(scheduler.suggest(study_id, 4)) == 2, "only 2 trials are left in the budget"
-    assert scheduler.suggest(study_id, 1) == []
+    rest = scheduler.suggest(study_id, 4)
+    assert len(rest.trials) == 2, "only 2 trials are left in the budget"
+    assert rest.reason == "budget of 5 trials used"
+    assert scheduler.suggest(study_id, 1).trials == []
     assert counts_of(db, study_id)[TrialState.RUNNING.value] == 5
+
+
+def test_suggest_respects_max_parallel_and_says_so(
+    db: Database, scheduler: Scheduler, lifecycle: TrialLifecycle
+) -> None:
+    study_id = new_study(db, external=True, max_trials=50, max_parallel=2)
+    first = scheduler.suggest(study_id, 64)
+    assert len(first.trials) == 2
+    assert first.reason == "budget.max_parallel is 2 and 0 trials run"
+    second = scheduler.suggest(study_id, 64)
+    assert second.trials == [] and second.reason == "budget.max_parallel is 2 and 2 trials run"
+    done = first.trials[0]
+    lifecycle.complete(done.id, done.lease_token or "", 0.5)
+    assert len(scheduler.suggest(study_id, 64).trials) == 1
+    assert counts_of(db, study_id)[TrialState.RUNNING.value] == 2
 
 
 def test_concurrent_leases_never_hand_out_a_trial_twice(db: Database, scheduler: Scheduler) -> None:
@@ -504,7 +522,7 @@ def test_concurrent_suggestions_are_distinct(db: Database, scheduler: Scheduler)
 
     def run() -> None:
         barrier.wait()
-        batch = scheduler.suggest(study_id, 2)
+        batch = scheduler.suggest(study_id, 2).trials
         with lock:
             got.extend(batch)
 

@@ -22,8 +22,8 @@ from service.core.machine import (
     StudyEvent,
     TrialEvent,
 )
-from service.core.scheduling import enqueue
 from service.core.studies import create_study
+from service.core.suggesting import enqueue
 from service.domain import AttemptOutcome, StopKind, StopReason, StudyState, TrialState
 from service.errors import Conflict
 from service.schemas import StudyCreate

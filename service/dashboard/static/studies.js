@@ -48,7 +48,14 @@ function row(study, refresh, message) {
     "tr",
     { dataset: { study: study.id } },
     h("td", {}, h("a", { href: `/studies/${study.id}`, class: "strong" }, study.name)),
-    h("td", {}, badge(study.state)),
+    h(
+      "td",
+      {},
+      badge(study.state),
+      study.suggest_error
+        ? h("div", { class: "failing small", title: study.suggest_error }, "suggestions failing")
+        : null,
+    ),
     h("td", {}, study.objective, h("div", { class: "muted small" }, study.strategy.name)),
     h("td", { class: "wide" }, progress(finishedCount(study), study.budget.max_trials)),
     h("td", { class: "num" }, best, h("div", { class: "muted small" }, study.direction)),

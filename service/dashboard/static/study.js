@@ -115,6 +115,12 @@ function header(ctx, refresh) {
       stat("pruned / failed", `${study.counts.pruned ?? 0} / ${study.counts.failed ?? 0}`),
     ),
     study.stop_reason ? notice(`Stopped: ${study.stop_reason}`) : null,
+    study.suggest_error
+      ? notice(
+          `Suggestions failing (retried ${study.suggest_retry_at ? `after ${study.suggest_retry_at}` : "soon"}): ${study.suggest_error}`,
+          "error",
+        )
+      : null,
     study.warnings.map((w) => notice(w, "warn")),
   );
 }
