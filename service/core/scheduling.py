@@ -28,7 +28,7 @@ from service.errors import Conflict
 from service.optimizer import Observation, SuggestionInfo, SuggestRequest, get_strategy
 from service.policies.stopping import relative_expected_improvement, update_ei_streak
 from service.policies.warm_start import prior_studies, source_ids
-from service.records import StudyTally, TrialRecord
+from service.records import StudyTally, TrialRecord, WorkerInfo
 from service.space import SearchSpace
 from service.specs import StoppingSpec, StrategyName, StrategySpec
 from service.store import reader
@@ -264,17 +264,21 @@ class Scheduler:
     def lease(
         self,
         worker_id: str,
+        info: WorkerInfo | None = None,
         *,
-        host: str | None = None,
-        gpu: str | None = None,
-        pid: int | None = None,
         objectives: Sequence[str] | None = None,
     ) -> Lease | None:
         """The worker's next trial, or None when no study has work for it.
 
         Repeat-safe: a worker that asks again while its lease is alive gets the same trial.
+        A worker that says it is `unavailable` is recorded with the reason and gets None.
         """
-        lease = self._lease(worker_id, host=host, gpu=gpu, pid=pid, objectives=objectives)
+        info = info or WorkerInfo()
+        if info.unavailable is not None:
+            with self.db.write() as session:
+                repo.touch_worker(session, worker_id, info)
+            return None
+        lease = self._lease(worker_id, info, objectives=objectives)
         if lease is not None and lease.study.strategy.get("name") in MODEL_BASED:
             self._schedule_prefetch(lease.study.id)
         return lease
@@ -308,17 +312,11 @@ class Scheduler:
                 self._prefetching.discard(study_id)
 
     def _lease(
-        self,
-        worker_id: str,
-        *,
-        host: str | None,
-        gpu: str | None,
-        pid: int | None,
-        objectives: Sequence[str] | None,
+        self, worker_id: str, info: WorkerInfo, *, objectives: Sequence[str] | None
     ) -> Lease | None:
         now = utcnow()
         with self.db.write() as session:
-            worker = repo.touch_worker(session, worker_id, host=host, gpu=gpu, pid=pid)
+            worker = repo.touch_worker(session, worker_id, info)
             current = repo.running_trial_of_worker(session, worker_id, now)
             if current is not None:
                 return Lease(current, repo.get_study(session, current.study_id))
