@@ -113,7 +113,7 @@ def _start_workers(
         return None, None
     executor: Executor
     staging: Path | None = None
-    if slots is None:
+    if slots is None:  # not the local executor (`_plan_slots`): Ray
         from service.executors.ray import RayExecutor
 
         executor = RayExecutor(
