@@ -59,3 +59,17 @@ class StudyTally:
     queued: int
     total: int
     next_number: int
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What a worker says about itself when it asks for a trial (None: not said)."""
+
+    host: str | None = None
+    gpu: str | None = None
+    pid: int | None = None
+    backend: str | None = None
+    device: str | None = None
+    device_memory_bytes: int | None = None
+    unavailable: str | None = None
+    """Why it cannot train; such a worker is recorded and gets no trial."""

@@ -259,6 +259,19 @@ class LeaseRequest(_Request):
     objectives: list[Annotated[str, Field(max_length=200)]] | None = Field(
         default=None, max_length=1000
     )
+    backend: str | None = Field(
+        default=None, max_length=32, description="The worker's Keras backend (e.g. tensorflow)."
+    )
+    device: str | None = Field(
+        default=None, max_length=200, description="What it trains on: a GPU's name, or cpu."
+    )
+    device_memory_bytes: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    unavailable: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="Why this worker cannot train (e.g. a GPU slot whose backend sees no GPU): "
+        "the server records it with the worker and answers 204 without leasing.",
+    )
 
 
 class LeasePublic(BaseModel):
@@ -324,6 +337,12 @@ class WorkerPublic(_FromRow):
     busy_fraction: float
     started_at: datetime
     last_seen_at: datetime
+    backend: str | None = None
+    device: str | None = None
+    device_memory_bytes: int | None = None
+    unavailable: str | None = Field(
+        default=None, description="Why this worker leases no trials (None: it does)."
+    )
 
 
 class WorkersPublic(BaseModel):

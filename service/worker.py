@@ -20,6 +20,9 @@ Rules:
   (Ctrl-C twice) exits at once.
 - Server away: requests are retried with backoff (`retry_seconds`); leasing keeps trying
   until the server returns.
+- Every lease request carries the worker's backend and device (`WorkerOptions.device`). A
+  worker whose device says `unavailable` (a GPU slot without a usable GPU) keeps asking, so
+  the server lists it with the reason, and the server never gives it a trial.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from typing import Any
 from objectives import registry
 from objectives.base import TrialContext, TrialDiverged, TrialPruned
 from service.client import ApiError, Client, ServerUnavailable
+from service.device import WorkerDevice
 from service.schemas import LeasePublic, TrialLeased
 
 log = logging.getLogger(__name__)
@@ -63,6 +67,7 @@ class WorkerOptions:
     retry_seconds: float = 300.0
     objectives: list[str] | None = None
     max_idle_backoff: float = 2.0
+    device: WorkerDevice | None = None
 
 
 def default_worker_id(slot: str) -> str:
@@ -152,6 +157,8 @@ class Worker:
         }
         if self.options.objectives is not None:
             info["objectives"] = self.options.objectives
+        if self.options.device is not None:
+            info.update(self.options.device.lease_fields())
         try:
             return self.client.lease(self.options.worker_id, info, complete=done), None
         except ServerUnavailable as exc:

@@ -201,3 +201,43 @@ class WorkerGroup:
 
 def finished(study: Any) -> int:
     return sum(study.counts.get(s, 0) for s in ("complete", "pruned", "failed"))
+
+
+# ---- a fake nvidia-smi ------------------------------------------------------------------
+
+
+def fake_gpu_uuid(index: int) -> str:
+    return f"GPU-{index:08x}-1111-2222-3333-{index:012x}"
+
+
+def fake_mig_uuid(gpu: int, instance: int) -> str:
+    return f"MIG-{gpu:08x}-4444-5555-6666-{instance:012x}"
+
+
+def fake_nvidia_smi(folder: Path, *, gpus: int = 4, mig_gpu: int | None = None) -> dict[str, str]:
+    """Writes `nvidia-smi` into `folder`, answering the two queries tunesmith makes (see
+    service.executors.gpus) for `gpus` H100s, GPU `mig_gpu` in MIG mode with two instances;
+    any other call fails. Returns the environment that puts it first on PATH."""
+    rows, listing = [], []
+    for i in range(gpus):
+        mig = "Enabled" if i == mig_gpu else "Disabled"
+        rows.append(f"{i}, {fake_gpu_uuid(i)}, NVIDIA H100 80GB HBM3, 81559, {mig}")
+        listing.append(f"GPU {i}: NVIDIA H100 80GB HBM3 (UUID: {fake_gpu_uuid(i)})")
+        if i == mig_gpu:
+            listing += [
+                f"  MIG 3g.40gb     Device  {k}: (UUID: {fake_mig_uuid(i, k)})" for k in range(2)
+            ]
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "nvidia-smi"
+    nl = "\n"
+    script.write_text(
+        "#!/bin/sh\n"
+        'if [ "$*" = "--query-gpu=index,uuid,name,memory.total,mig.mode.current '
+        '--format=csv,noheader,nounits" ]; then\n'
+        f"cat <<'EOF'\n{nl.join(rows)}\nEOF\n"
+        'elif [ "$*" = "-L" ]; then\n'
+        f"cat <<'EOF'\n{nl.join(listing)}\nEOF\n"
+        'else echo "fake nvidia-smi: unexpected arguments: $*" >&2; exit 2; fi\n'
+    )
+    script.chmod(0o755)
+    return {"PATH": f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"}

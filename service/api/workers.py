@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Response, status
@@ -11,12 +12,18 @@ from service.api.deps import ContextDep, Reader, WorkerRole
 from service.api.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND
 from service.api.views import trial_leased, worker_public
 from service.core.scheduling import Lease
+from service.records import WorkerInfo
 from service.schemas import LeasePublic, LeaseRequest, WorkersPublic
 from service.store import repository as repo
 
 router = APIRouter(prefix="/workers", tags=["workers"], responses=ERROR_RESPONSES)
 
 WorkerId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+
+
+def _worker_info(request: LeaseRequest) -> WorkerInfo:
+    """What a lease request says about its worker."""
+    return WorkerInfo(**request.model_dump(include={f.name for f in fields(WorkerInfo)}))
 
 
 @router.post(
@@ -39,16 +46,16 @@ async def lease(
 
     With `complete`, the previous trial's value is recorded first (its own transaction, so a
     lease that fails afterwards loses no result; a retry repeats the complete harmlessly);
-    a stale lease token answers 409 and leases nothing."""
+    a stale lease token answers 409 and leases nothing. The worker's host, GPU, backend and
+    device are recorded; with `unavailable` (it cannot train), so is the reason, and the
+    answer is 204."""
     info = body or LeaseRequest()
 
     def complete_then_lease() -> Lease | None:
         if info.complete is not None:
             done = info.complete
             ctx.lifecycle.complete(done.trial_id, done.lease_token, done.value)
-        return ctx.scheduler.lease(
-            worker_id, host=info.host, gpu=info.gpu, pid=info.pid, objectives=info.objectives
-        )
+        return ctx.scheduler.lease(worker_id, _worker_info(info), objectives=info.objectives)
 
     result = await run_in_threadpool(complete_then_lease)
     if result is None:

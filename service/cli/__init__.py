@@ -1,12 +1,13 @@
-"""The `tunesmith` command line: serve, worker, study, objectives, token, db.
+"""The `tunesmith` command line: serve, worker, doctor, study, objectives, token, db.
 
 Client commands find the server at TUNESMITH_URL (default http://127.0.0.1:8000) and the
 token in TUNESMITH_TOKEN or the token file, as the Python client does. Every error is one
 line on stderr and exit status 1 (2 for bad usage), never a traceback.
 
-Modules: `serve` (serve, db: the server side), `worker` (worker processes), `client_commands`
-(study, objectives, token), `common` (what they share). Each command imports what it needs
-when it runs, so `tunesmith --help` and the client commands load no server code.
+Modules: `serve` (serve, db: the server side), `worker` (worker processes), `doctor` (what
+workers here would train on), `client_commands` (study, objectives, token), `common` (what
+they share). Each command imports what it needs when it runs, so `tunesmith --help` and the
+client commands load no server code.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from service.cli import client_commands, serve, worker
-from service.cli.common import CliError
+from service.cli import client_commands, doctor, serve, worker
+from service.cli.common import CliError, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve.register(sub)
     worker.register(sub)
+    doctor.register(sub)
     client_commands.register(sub)
     return parser
 
@@ -39,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.fn(args)
         return code
+    except UsageError as exc:
+        print(f"tunesmith: error: {exc}", file=sys.stderr)
+        return 2
     except ApiError as exc:
         print(f"tunesmith: error: {exc}", file=sys.stderr)
     except ServerUnavailable as exc:

@@ -12,7 +12,7 @@ import logging
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from service.client import Client
@@ -21,7 +21,11 @@ EXAMPLE_SPEC = "softmax-digits.yaml"
 
 
 class CliError(Exception):
-    """An error to print as one line."""
+    """An error to print as one line (exit status 1)."""
+
+
+class UsageError(CliError):
+    """Flags that do not go together (exit status 2, as argparse's own usage errors)."""
 
 
 def setup_logging(level: str) -> None:
@@ -71,9 +75,39 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-def gpu_list(text: str) -> list[str]:
-    """`--gpus`: comma-separated GPU indices."""
-    gpus = [g.strip() for g in text.split(",") if g.strip()]
-    if not gpus or not all(g.isdigit() for g in gpus):
-        raise argparse.ArgumentTypeError(f"expected GPU indices like 0,1; got {text!r}")
-    return gpus
+def gpu_request(text: str) -> list[str] | Literal["all"]:
+    """`--gpus`: "all", or comma-separated GPU indices, GPU-<uuid>s and MIG-<uuid>s."""
+    from service.executors.gpus import ALL, parse_selectors
+
+    if text.strip() == ALL:
+        return ALL
+    try:
+        return parse_selectors(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; expected e.g. 0,1 or all") from None
+
+
+def gpu_flags(p: argparse.ArgumentParser) -> None:
+    """--gpus and --workers-per-gpu (rules: service.executors.gpus)."""
+    p.add_argument(
+        "--gpus",
+        type=gpu_request,
+        help="GPUs to start workers on: all (default), or indices, GPU-/MIG- UUIDs like 0,1; "
+        "only GPUs in CUDA_VISIBLE_DEVICES when it is set",
+    )
+    p.add_argument(
+        "--workers-per-gpu",
+        type=positive_int,
+        default=1,
+        help="worker processes sharing each GPU (default 1)",
+    )
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1; got {text!r}")
+    return value

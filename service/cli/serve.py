@@ -11,11 +11,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from service.cli.common import example_spec, gpu_list, setup_logging
+from service.cli.common import UsageError, example_spec, gpu_flags, setup_logging
 
 if TYPE_CHECKING:
     from service.config import Settings
     from service.executors import Executor
+    from service.executors.local import Slot
     from service.store.db import Database
 
 
@@ -34,7 +35,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=int,
         help="HTTP server processes on the port (default: TUNESMITH_HTTP_WORKERS or 1)",
     )
-    p.add_argument("--gpus", type=gpu_list, help="one worker per listed GPU, e.g. 0,1")
+    gpu_flags(p)
+    p.add_argument(
+        "--allow-cpu",
+        action="store_true",
+        help="let GPU workers whose backend sees no GPU train on the CPU (default: they wait)",
+    )
     p.add_argument("--executor", choices=["local", "ray"], default="local")
     p.add_argument("--ray-address", help="existing Ray cluster (default: start a local one)")
     p.add_argument("--example", action="store_true", help="submit the example study if missing")
@@ -82,8 +88,23 @@ def _submit_example(db: Database) -> None:
         print(f"tunesmith: submitted the example study {spec.name!r} (id {study_id})", flush=True)
 
 
+def _plan_slots(args: argparse.Namespace) -> list[Slot] | None:
+    """The local workers' slots (None: no local executor); checked before anything starts."""
+    if args.workers == 0 or args.executor != "local":
+        return None
+    from service.executors.local import plan_slots
+
+    return plan_slots(
+        gpus=args.gpus, cpu_workers=args.workers, workers_per_gpu=args.workers_per_gpu
+    )
+
+
 def _start_workers(
-    args: argparse.Namespace, settings: Settings, db: Database, url: str
+    args: argparse.Namespace,
+    settings: Settings,
+    db: Database,
+    url: str,
+    slots: list[Slot] | None,
 ) -> tuple[Executor | None, Path | None]:
     """The local (or Ray) workers, started; and their artifact staging folder to remove."""
     from service.auth import mint_worker_token
@@ -92,26 +113,27 @@ def _start_workers(
         return None, None
     executor: Executor
     staging: Path | None = None
-    if args.executor == "ray":
+    if slots is None:  # not the local executor (`_plan_slots`): Ray
         from service.executors.ray import RayExecutor
 
         executor = RayExecutor(
             server=url,
             token=mint_worker_token(db, f"ray-workers@{socket.gethostname()}"),
             address=args.ray_address,
-            gpus=args.gpus,
+            gpus=None if args.gpus == "all" else args.gpus,
             cpu_workers=args.workers,
         )
     else:
-        from service.executors.local import LocalExecutor, plan_slots
+        from service.executors.local import LocalExecutor
 
         executor = LocalExecutor(
             server=url,
             token=mint_worker_token(db, f"local-workers@{socket.gethostname()}:{settings.port}"),
-            slots=plan_slots(gpus=args.gpus, cpu_workers=args.workers),
+            slots=slots,
             # A folder of this server's own: trial ids are only unique per database, and
             # a shared folder would hand one server's files to another's trial.
             artifact_root=(staging := Path(tempfile.mkdtemp(prefix="tunesmith-worker-"))),
+            allow_cpu=args.allow_cpu,
         )
     executor.start()
     return executor, staging
@@ -149,14 +171,17 @@ def _serve_http(
 def cmd_serve(args: argparse.Namespace) -> int:
     from service.serving import configure_server_process
 
+    if args.executor == "ray" and args.workers_per_gpu != 1:
+        raise UsageError("--workers-per-gpu works with the local executor only (Ray: one per GPU)")
     settings, overrides = _settings(args)
     setup_logging(settings.log_level)
+    slots = _plan_slots(args)
     configure_server_process()
     db = _open_database(settings)
     if args.example:
         _submit_example(db)
     url = f"http://{settings.host}:{settings.port}"
-    executor, staging = _start_workers(args, settings, db, url)
+    executor, staging = _start_workers(args, settings, db, url, slots)
     print(
         f"tunesmith: serving on {url}  (dashboard: {url}/, API docs: {url}/docs; "
         f"admin token in {settings.token_file} or TUNESMITH_ADMIN_TOKEN)",

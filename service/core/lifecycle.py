@@ -77,7 +77,7 @@ class TrialLifecycle:
             machine.check_lease(trial, token, now)
             machine.extend_lease(trial, lease_seconds=self.policy.lease_seconds, now=now)
             if trial.worker_id is not None:
-                repo.touch_worker(session, trial.worker_id, host=None, gpu=None, pid=None)
+                repo.touch_worker(session, trial.worker_id)
             return trial
 
     def complete(self, trial_id: int, token: str, value: float) -> Trial:

@@ -43,6 +43,7 @@ from service.core.suggesting import (
 )
 from service.domain import StudyState, TrialState
 from service.errors import Conflict
+from service.records import WorkerInfo
 from service.specs import StrategyName
 from service.store import reader
 from service.store import repository as repo
@@ -180,18 +181,22 @@ class Scheduler:
     def lease(
         self,
         worker_id: str,
+        info: WorkerInfo | None = None,
         *,
-        host: str | None = None,
-        gpu: str | None = None,
-        pid: int | None = None,
         objectives: Sequence[str] | None = None,
     ) -> Lease | None:
         """The worker's next trial, or None when no study has work for it.
 
         Repeat-safe: a worker that asks again while its lease is alive gets the same trial.
+        A worker that says it is `unavailable` is recorded with the reason and gets None.
         """
+        info = info or WorkerInfo()
+        if info.unavailable is not None:
+            with self.db.write() as session:
+                repo.touch_worker(session, worker_id, info)
+            return None
         for _ in range(LEASE_ROUNDS):
-            found = self._claim(worker_id, host=host, gpu=gpu, pid=pid, objectives=objectives)
+            found = self._claim(worker_id, info, objectives=objectives)
             if not isinstance(found, _Needs):
                 if found is not None and found.study.strategy.get("name") in MODEL_BASED:
                     self._schedule_prefetch(found.study.id)
@@ -210,19 +215,13 @@ class Scheduler:
         return None
 
     def _claim(
-        self,
-        worker_id: str,
-        *,
-        host: str | None,
-        gpu: str | None,
-        pid: int | None,
-        objectives: Sequence[str] | None,
+        self, worker_id: str, info: WorkerInfo, *, objectives: Sequence[str] | None
     ) -> Lease | _Needs | None:
         """One short transaction: the worker's live lease, else a queued trial of the first
         study with room, else which study needs a suggestion (None: nothing to do)."""
         now = utcnow()
         with self.db.write() as session:
-            worker = repo.touch_worker(session, worker_id, host=host, gpu=gpu, pid=pid)
+            worker = repo.touch_worker(session, worker_id, info)
             current = repo.running_trial_of_worker(session, worker_id, now)
             if current is not None:
                 return Lease(current, repo.get_study(session, current.study_id))
@@ -349,7 +348,7 @@ class Scheduler:
         worker = (
             None
             if start.worker_id is None
-            else repo.touch_worker(session, start.worker_id, host=None, gpu=None, pid=None)
+            else repo.touch_worker(session, start.worker_id)
         )
         for trial in trials[: max(room, 0)]:
             machine.start(

@@ -1,67 +1,78 @@
-"""The local executor: one worker process per GPU (pinned with CUDA_VISIBLE_DEVICES) or CPU slot.
+"""The local executor: one worker process per GPU slot (pinned with CUDA_VISIBLE_DEVICES) or
+CPU slot.
 
 Each process runs one worker loop (`python -m service.cli.worker`), with CUDA_VISIBLE_DEVICES
-set in its environment before Python starts, so a trainer can only see its own GPU. The
-supervisor restarts a process that dies (a segfaulting trainer, the OOM killer) unless it is
-shutting down.
+(its GPU, or "" on a CPU slot) and CUDA_DEVICE_ORDER=PCI_BUS_ID set in its environment before
+Python starts, so a trainer can only see its own GPU, numbered as nvidia-smi numbers it. Which
+GPUs get workers is `service.executors.gpus`'s business. The supervisor restarts a process that
+dies (a segfaulting trainer, the OOM killer) unless it is shutting down.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from service.executors.gpus import GpuError, GpuRequest, Pin, choose_pins, query_gpus
+from service.executors.gpus import visible_devices as parse_visible
 from service.worker import EXIT_REFUSED
 
 log = logging.getLogger(__name__)
 
 RESTART_DELAY_S = 2.0
+_NOT_IN_ID = re.compile(r"[^A-Za-z0-9_.:@-]")
 
 
 @dataclass(frozen=True)
 class Slot:
-    """Where one worker runs: a GPU index (as CUDA_VISIBLE_DEVICES sees it) or a CPU slot."""
+    """Where one worker runs: a GPU (`pin`) or, with no pin, a CPU slot. `name` is unique
+    among the slots and part of the worker's id."""
 
     name: str
-    gpu: str | None
+    pin: Pin | None = None
+
+    @property
+    def gpu(self) -> str | None:
+        """The worker's CUDA_VISIBLE_DEVICES (None on a CPU slot)."""
+        return self.pin.visible if self.pin is not None else None
 
 
-def detect_gpus() -> list[str]:
-    """GPU indices reported by nvidia-smi; empty without NVIDIA GPUs or driver."""
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return []
-    try:
-        out = subprocess.run(
-            [exe, "--query-gpu=index", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.strip() for line in out.splitlines() if line.strip()]
+def _gpu_slots(pins: list[Pin], per_gpu: int) -> list[Slot]:
+    slots = []
+    for pin in pins:
+        base = "gpu" + (pin.label or _NOT_IN_ID.sub("_", pin.visible))
+        names = [base] if per_gpu == 1 else [f"{base}-w{k}" for k in range(per_gpu)]
+        slots += [Slot(name, pin) for name in names]
+    return slots
 
 
-def plan_slots(*, gpus: list[str] | None, cpu_workers: int | None) -> list[Slot]:
-    """--gpus wins, then --workers N (CPU), then one per detected GPU, else CPU slots."""
-    if gpus:
-        return [Slot(f"gpu{g}", g) for g in gpus]
-    if cpu_workers is not None:
-        return [Slot(f"cpu{i}", None) for i in range(cpu_workers)]
-    detected = detect_gpus()
-    if detected:
-        return [Slot(f"gpu{g}", g) for g in detected]
-    return [Slot(f"cpu{i}", None) for i in range(max(1, (os.cpu_count() or 2) // 2))]
+def plan_slots(
+    *,
+    gpus: GpuRequest | None,
+    cpu_workers: int | None,
+    workers_per_gpu: int = 1,
+    environ: Mapping[str, str] = os.environ,
+) -> list[Slot]:
+    """--gpus wins, then --workers N (CPU), then one per allowed GPU, else CPU slots (one per
+    two cores). `workers_per_gpu` workers share each GPU. Which GPUs are allowed and what
+    --gpus may name: service.executors.gpus; raises GpuError (quoting the value at fault)."""
+    if workers_per_gpu < 1:
+        raise GpuError(f"--workers-per-gpu must be at least 1; got {workers_per_gpu}")
+    if gpus is None and cpu_workers is not None:
+        return [Slot(f"cpu{i}") for i in range(cpu_workers)]
+    pins = choose_pins(gpus, visible=parse_visible(environ), gpus=query_gpus())
+    if pins:
+        return _gpu_slots(pins, workers_per_gpu)
+    return [Slot(f"cpu{i}") for i in range(max(1, (os.cpu_count() or 2) // 2))]
 
 
 @dataclass
@@ -74,6 +85,8 @@ class LocalExecutor:
     idle_timeout: float | None = None
     objectives: list[str] | None = None
     restart: bool = True
+    allow_cpu: bool = False
+    """GPU slots whose framework sees no GPU lease trials anyway (on the CPU)."""
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _supervisor: threading.Thread | None = None
@@ -84,6 +97,7 @@ class LocalExecutor:
     def _spawn(self, slot: Slot) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
         env["CUDA_VISIBLE_DEVICES"] = slot.gpu if slot.gpu is not None else ""
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         threads = str(self.threads_per_worker())
         env.setdefault("OMP_NUM_THREADS", threads)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -102,8 +116,14 @@ class LocalExecutor:
             "--artifact-root",
             str(self.artifact_root),
         ]
-        if slot.gpu is not None:
-            cmd += ["--gpu", slot.gpu]
+        if slot.pin is not None:
+            cmd += ["--gpu", slot.pin.visible]
+            if slot.pin.name:
+                cmd += ["--gpu-name", slot.pin.name]
+            if slot.pin.memory_bytes is not None:
+                cmd += ["--gpu-memory-bytes", str(slot.pin.memory_bytes)]
+            if self.allow_cpu:
+                cmd.append("--allow-cpu")
         if self.max_trials is not None:
             cmd += ["--max-trials", str(self.max_trials)]
         if self.idle_timeout is not None:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -216,6 +217,10 @@ class Worker(Base):
     busy_since: Mapped[datetime | None] = mapped_column(nullable=True)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    backend: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    device: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    device_memory_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    unavailable: Mapped[str | None] = mapped_column(String(1000), nullable=True)
 
 
 class ApiToken(Base):

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from service.domain import AttemptOutcome, Direction, Role, StudyState, TrialState
 from service.errors import Conflict, NotFound
+from service.records import WorkerInfo
 from service.store.models import (
     ApiToken,
     Artifact,
@@ -378,19 +379,22 @@ def get_artifact(session: Session, trial_id: int, name: str) -> Artifact:
 # ---- workers ------------------------------------------------------------------------------
 
 
-def touch_worker(
-    session: Session, worker_id: str, *, host: str | None, gpu: str | None, pid: int | None
-) -> Worker:
+def touch_worker(session: Session, worker_id: str, info: WorkerInfo | None = None) -> Worker:
+    """The worker's row, created on first sight, seen now. With `info` (a lease request):
+    host, gpu, pid and the device fields are updated where given, and `unavailable` is set
+    as given (None clears it: the worker leases again). Without (a heartbeat): only seen."""
     now = utcnow()
     worker = session.get(Worker, worker_id)
     if worker is None:
-        worker = Worker(id=worker_id, host=host, gpu=gpu, pid=pid, started_at=now, last_seen_at=now)
+        worker = Worker(id=worker_id, started_at=now, last_seen_at=now)
         session.add(worker)
-    else:
-        worker.last_seen_at = now
-        for attr, value in (("host", host), ("gpu", gpu), ("pid", pid)):
-            if value is not None:
-                setattr(worker, attr, value)
+    worker.last_seen_at = now
+    if info is None:
+        return worker
+    for attr in ("host", "gpu", "pid", "backend", "device", "device_memory_bytes"):
+        if (value := getattr(info, attr)) is not None:
+            setattr(worker, attr, value)
+    worker.unavailable = info.unavailable
     return worker
 
 

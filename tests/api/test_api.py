@@ -357,6 +357,33 @@ def test_workers_list_shows_pid_and_current_trial(client: TestClient) -> None:
     assert lease["objective"] == "synthetic" and lease["lease_seconds"] == 60
 
 
+def test_an_unavailable_worker_is_listed_with_its_reason_and_leases_nothing(
+    client: TestClient,
+) -> None:
+    study = create(client)
+    url = "/api/v1/workers/box-gpu2-7/lease"
+    gpu = {"host": "box", "gpu": "2", "backend": "tensorflow", "device": "cpu"}
+    reason = "no usable GPU: this TensorFlow is built without CUDA (tensorflow-cpu?)"
+    assert client.post(url, json={**gpu, "unavailable": reason}, headers=AUTH).status_code == 204
+    (worker,) = client.get("/api/v1/workers", headers=AUTH).json()["data"]
+    assert (worker["gpu"], worker["backend"], worker["device"], worker["unavailable"]) == (
+        "2",
+        "tensorflow",
+        "cpu",
+        reason,
+    )
+    assert client.get(f"/api/v1/studies/{study['id']}", headers=AUTH).json()["n_trials"] == 0
+    # The same worker without a reason (say, --allow-cpu) leases, and the reason is cleared.
+    h100 = {"device": "NVIDIA H100 80GB HBM3", "device_memory_bytes": 85520809984}
+    assert client.post(url, json={**gpu, **h100}, headers=AUTH).status_code == 200
+    (worker,) = client.get("/api/v1/workers", headers=AUTH).json()["data"]
+    assert worker["unavailable"] is None and worker["current_trial_id"] is not None
+    assert (worker["device"], worker["device_memory_bytes"]) == (
+        "NVIDIA H100 80GB HBM3",
+        85520809984,
+    )
+
+
 def test_a_lease_can_carry_the_previous_trials_value(client: TestClient) -> None:
     study = create(client, budget={"max_trials": 2, "max_parallel": 1})
     lease_url = "/api/v1/workers/w1/lease"

@@ -209,3 +209,20 @@ def test_trial_page_shows_an_artifact_image(
     assert page.locator("#trial-value").inner_text() != "—"
     assert page.locator("#attempts-table tbody tr").count() == 1
     screenshot(page, "trial")
+
+
+def test_workers_page_shows_devices_and_why_a_worker_leases_nothing(
+    page: Any, live_server: ServerProcess
+) -> None:
+    client = live_server.client()
+    h100 = {"gpu": "0", "backend": "jax", "device": "NVIDIA H100 80GB HBM3"}
+    client.lease("box-gpu0-1", {**h100, "device_memory_bytes": 80 * 2**30, "objectives": ["none"]})
+    reason = "no usable GPU: this TensorFlow is built without CUDA (tensorflow-cpu?)"
+    client.lease("box-gpu1-2", {"gpu": "1", "backend": "tensorflow", "unavailable": reason})
+    page.goto("/workers")
+    gpu0 = page.locator("#workers-table tr[data-worker='box-gpu0-1']")
+    gpu0.wait_for()
+    assert "NVIDIA H100 80GB HBM3, 80 GiB" in gpu0.inner_text() and "jax" in gpu0.inner_text()
+    gpu1 = page.locator("#workers-table tr[data-worker='box-gpu1-2']").inner_text()
+    assert "not leasing" in gpu1 and reason in gpu1
+    screenshot(page, "workers-devices")

@@ -352,7 +352,14 @@ def test_trial_artifacts_hold_only_what_the_trial_wrote(live: Live) -> None:
 def test_serve_with_gpus_pins_one_gpu_per_worker(
     start_server: Callable[..., ServerProcess],
 ) -> None:
-    server = start_server(lease_seconds=10, api_only=False, extra_args=["--gpus", "0,1"])
+    # No GPU here: the workers' probe finds none, and --allow-cpu lets them train anyway
+    # (KERAS_BACKEND=numpy keeps the probe from importing TensorFlow; see test_gpus.py).
+    server = start_server(
+        lease_seconds=10,
+        api_only=False,
+        extra_args=["--gpus", "0,1", "--allow-cpu"],
+        extra_env={"KERAS_BACKEND": "numpy"},
+    )
     with server.client() as client:
         wait_until(lambda: client.workers().count == 2, timeout=60, what="two GPU workers")
         workers = client.workers().data

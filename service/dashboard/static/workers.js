@@ -1,4 +1,5 @@
-// The workers page: each worker's host, GPU, current trial, last heartbeat and busy share.
+// The workers page: each worker's host, GPU, backend and device, current trial (or why it leases
+// none), last heartbeat and busy share.
 
 import { get } from "./api.js";
 import { ago, errorText, fmt, h, notice, replace, table, when } from "./ui.js";
@@ -15,6 +16,26 @@ function busy(fraction) {
   );
 }
 
+function device(w) {
+  if (!w.device) return h("span", { class: "muted" }, "—");
+  const memory = w.device_memory_bytes == null ? "" : `, ${fmt(w.device_memory_bytes / 2 ** 30, 3)} GiB`;
+  return h("span", {}, `${w.device}${memory}`, h("div", { class: "small muted" }, w.backend ?? ""));
+}
+
+function current(w) {
+  if (w.unavailable) {
+    return h(
+      "span",
+      {},
+      h("span", { class: "badge state-failed" }, "not leasing"),
+      h("div", { class: "small error-text" }, w.unavailable),
+    );
+  }
+  return w.current_trial_id
+    ? h("a", { href: `/trials/${w.current_trial_id}` }, `trial ${w.current_trial_id}`)
+    : h("span", { class: "muted" }, "idle");
+}
+
 function row(w) {
   return h(
     "tr",
@@ -22,14 +43,9 @@ function row(w) {
     h("td", { class: "mono" }, w.id),
     h("td", {}, w.host ?? "—"),
     h("td", {}, w.gpu ?? "CPU"),
+    h("td", {}, device(w)),
     h("td", { class: "num" }, w.pid ?? "—"),
-    h(
-      "td",
-      {},
-      w.current_trial_id
-        ? h("a", { href: `/trials/${w.current_trial_id}` }, `trial ${w.current_trial_id}`)
-        : h("span", { class: "muted" }, "idle"),
-    ),
+    h("td", {}, current(w)),
     h("td", { class: "num" }, w.trials_done),
     h("td", { class: "wide" }, busy(w.busy_fraction)),
     h("td", { title: when(w.last_seen_at) }, ago(w.last_seen_at)),
@@ -48,7 +64,7 @@ export async function render(main) {
         body,
         page.data.length
           ? table(
-              ["Worker", "Host", "GPU", "PID", "Current trial", "Trials done", "Busy", "Last heartbeat", "Started"],
+              ["Worker", "Host", "GPU", "Device", "PID", "Current trial", "Trials done", "Busy", "Last heartbeat", "Started"],
               page.data.map(row),
               { id: "workers-table" },
             )
