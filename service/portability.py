@@ -170,8 +170,17 @@ def _validate(doc: StudyDocument, name: str) -> SearchSpace:
     return space
 
 
-def import_study(db: Database, doc: StudyDocument, *, name: str | None = None) -> int:
-    """Stores the document as a new study; returns its id. Raises Conflict on a taken name."""
+def import_study(
+    db: Database,
+    doc: StudyDocument,
+    *,
+    name: str | None = None,
+    owner_token_id: int | None = None,
+) -> int:
+    """Stores the document as a new study; returns its id. Raises Conflict on a taken name.
+
+    The imported study belongs to `owner_token_id` and its name (the importer), never to
+    the exporting server's tokens."""
     s = doc.study
     new_name = name or s.name
     _validate(doc, new_name)
@@ -198,6 +207,10 @@ def import_study(db: Database, doc: StudyDocument, *, name: str | None = None) -
                 strategy_state=s.strategy_state,
                 created_at=s.created_at,
                 finished_at=s.finished_at,
+                owner_token_id=owner_token_id,
+                owner_name=None if owner_token_id is None else repo.token_name(
+                    session, owner_token_id
+                ),
             ),
         )
         for t in doc.trials:
