@@ -231,7 +231,7 @@ class Worker:
                 "worker %s: lost the lease on %s; dropping its result", self.options.worker_id, tag
             )
             return None
-        self._upload_artifacts(trial.id, artifact_dir)
+        self._upload_artifacts(trial, artifact_dir)
         shutil.rmtree(artifact_dir, ignore_errors=True)
         if pruned:
             log.info("worker %s: %s pruned", self.options.worker_id, tag)
@@ -280,13 +280,16 @@ class Worker:
             return "fail", f"diverged: objective returned {value}"
         return "value", value
 
-    def _upload_artifacts(self, trial_id: int, folder: Path) -> None:
+    def _upload_artifacts(self, trial: TrialLeased, folder: Path) -> None:
+        """Uploads what the trainer wrote, under the trial's lease (before it is completed)."""
         if not folder.is_dir():
             return
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             name = path.relative_to(folder).as_posix()
             content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
             try:
-                self.client.upload_artifact(trial_id, name, path, content_type)
+                self.client.upload_artifact(
+                    trial.id, name, path, content_type, lease_token=trial.lease_token
+                )
             except (ApiError, ServerUnavailable) as exc:
-                log.warning("trial %s: artifact %s not uploaded: %s", trial_id, name, exc)
+                log.warning("trial %s: artifact %s not uploaded: %s", trial.id, name, exc)
