@@ -58,6 +58,9 @@ from service.schemas import (
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 RETRY_STATUSES = {502, 503, 504}
+LEASE_LOST = frozenset({404, 409})
+"""Statuses that end a lease: 409 (another lease, or the trial ended) and 404 (the trial's
+study was deleted)."""
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -325,7 +328,7 @@ class Client:
                 try:
                     self.heartbeat(trial)
                 except ApiError as exc:
-                    if exc.status == 409:
+                    if exc.status in LEASE_LOST:
                         lost.set()
                         return
                 except ServerUnavailable:

@@ -13,8 +13,9 @@ Rules:
   reason; the worker goes on with the next trial.
 - When the server answers a report with "prune", the trial is already PRUNED on the server;
   the trainer is told to stop and nothing more is sent for it.
-- If the lease is lost (a heartbeat or report gets 409), the trainer is told to stop and
-  its result is dropped: the trial belongs to someone else now.
+- If the lease is lost (a heartbeat or report gets 409, or 404 when the study was deleted),
+  the trainer is told to stop and its result is dropped: the trial belongs to someone else
+  now, or to no one.
 - SIGTERM: the running trial is released back to the queue and the loop ends; repeating it
   changes nothing (a supervisor and a process group may both send one). A second SIGINT
   (Ctrl-C twice) exits at once.
@@ -41,7 +42,7 @@ from typing import Any
 
 from objectives import registry
 from objectives.base import TrialContext, TrialDiverged, TrialPruned
-from service.client import ApiError, Client, ServerUnavailable
+from service.client import LEASE_LOST, ApiError, Client, ServerUnavailable
 from service.schemas import LeasePublic, TrialLeased
 
 log = logging.getLogger(__name__)
@@ -206,7 +207,7 @@ class Worker:
             try:
                 pruned = self.client.report(trial, step, value)
             except ApiError as exc:
-                if exc.status == 409:
+                if exc.status in LEASE_LOST:
                     lost = True
                     raise _Stop() from None
                 raise

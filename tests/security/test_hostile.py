@@ -30,7 +30,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from service.cli import main
+from service.client import Client
 from service.domain import Role
+from service.schemas import TrialLeased
 from tests.security.conftest import Seeded
 from tests.support import ServerProcess, fresh_pg_database, pg_unavailable_reason, wait_until
 
@@ -452,8 +454,13 @@ def test_a_broken_study_is_deleted_with_its_trials_and_files(
     flags = ["--url", hostile.server.url, "--token", hostile.tokens["alice"]]
     assert main(["study", "delete", str(study["id"]), *flags]) == 1
     assert "repeat with --yes" in capsys.readouterr().err
-    assert main(["study", "delete", str(study["id"]), "--yes", *flags]) == 0
-    assert f"deleted study {study['id']}" in capsys.readouterr().out
+    with (
+        Client(hostile.server.url, hostile.tokens["alice"]) as client,
+        client.keep_alive(TrialLeased.model_validate(running), every=0.2) as lease_lost,
+    ):
+        assert main(["study", "delete", str(study["id"]), "--yes", *flags]) == 0
+        assert f"deleted study {study['id']}" in capsys.readouterr().out
+        assert lease_lost.wait(10), "a worker's heartbeat learns that its trial is gone"
 
     with hostile.http("alice") as alice:
         listed = alice.get("/studies", params={"limit": 1000})
