@@ -98,8 +98,12 @@ async def events(
 ) -> StreamingResponse:
     """The study's changes as server-sent events (see the module's rules); 429 when this
     token or this server process has too many streams open."""
-    first, since = await run_in_threadpool(_poll, ctx, study_id, None)
-    slot = ctx.streams.take(principal.token_id)
+    slot = ctx.streams.take(principal.token_id)  # first: a refusal costs no query
+    try:
+        first, since = await run_in_threadpool(_poll, ctx, study_id, None)
+    except BaseException:
+        slot.release()
+        raise
     recheck = ctx.settings.stream_recheck_seconds
 
     async def stream() -> AsyncIterator[str]:

@@ -520,6 +520,9 @@ def test_streams_are_capped_per_token_and_in_total_with_a_429(hostile: Hostile) 
         for who in ("cap-1", "cap-2", "cap-3"):
             made = admin.post("/tokens", json={"name": who, "role": "viewer"})
             hostile.tokens[who] = made.json()["token"]
+    for _ in range(PER_TOKEN + 1):  # a refused stream gives its slot back
+        with _events(hostile, "cap-1", 2**31 - 1) as missing:
+            assert missing.status_code == 404
     with ExitStack() as open_streams:
         for _ in range(PER_TOKEN):
             assert open_streams.enter_context(_events(hostile, "cap-1", study["id"])).is_success
