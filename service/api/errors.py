@@ -79,8 +79,8 @@ Responses = dict[int | str, dict[str, Any]]
 ERROR_RESPONSES: Responses = {
     401: {"description": "Missing, invalid or revoked token"},
     403: {
-        "description": "The token's role may not do this, or the study is not its owner's "
-        "(or the worker id is another token's)"
+        "description": "The token's role may not do this; or the study belongs to someone "
+        "else, or another token holds the worker id"
     },
     413: {"description": "The body is over the limit (counted as it arrives, chunked too)"},
     422: {"description": "Invalid request; `detail[].loc` names the field"},
