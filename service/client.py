@@ -58,6 +58,9 @@ from service.schemas import (
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 RETRY_STATUSES = {502, 503, 504}
+LEASE_LOST = frozenset({404, 409})
+"""Statuses that end a lease: 409 (another lease, or the trial ended) and 404 (the trial's
+study was deleted)."""
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -222,6 +225,10 @@ class Client:
     def stop(self, study_id: int) -> StudyPublic:
         return self._post(f"/studies/{study_id}/stop", StudyPublic)
 
+    def delete_study(self, study_id: int) -> None:
+        """Deletes the study with its trials and artifacts (owner or admin; cannot be undone)."""
+        self.request("DELETE", f"/studies/{study_id}")
+
     def trials(
         self, study_id: int, *, state: str | list[str] | None = None, page_size: int = 1000
     ) -> list[TrialPublic]:
@@ -321,7 +328,7 @@ class Client:
                 try:
                     self.heartbeat(trial)
                 except ApiError as exc:
-                    if exc.status == 409:
+                    if exc.status in LEASE_LOST:
                         lost.set()
                         return
                 except ServerUnavailable:
@@ -409,13 +416,24 @@ class Client:
         return LeasePublic.model_validate(response.json())
 
     def upload_artifact(
-        self, trial_id: int, name: str, path: Path, content_type: str
+        self,
+        trial_id: int,
+        name: str,
+        path: Path,
+        content_type: str,
+        *,
+        lease_token: str | None = None,
     ) -> ArtifactPublic:
+        """Uploads a file to a trial: with the trial's `lease_token` (a worker), or without
+        one on a study the token owns."""
+        headers = {"Content-Type": content_type}
+        if lease_token is not None:
+            headers["X-Lease-Token"] = lease_token
         response = self.request(
             "PUT",
             f"/trials/{trial_id}/artifacts/{name}",
             content=path.read_bytes(),
-            headers={"Content-Type": content_type},
+            headers=headers,
         )
         return ArtifactPublic.model_validate(response.json())
 

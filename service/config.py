@@ -39,8 +39,30 @@ class Settings(BaseSettings):
         description="How long a verified token is trusted without a lookup; a revocation "
         "through another server process takes effect within this time.",
     )
-    max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
-    max_artifact_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_request_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body, counted on the bytes received (chunked too): 413.",
+    )
+    max_artifact_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="Largest artifact upload: 413."
+    )
+    max_streams: int = Field(
+        default=64,
+        ge=1,
+        le=10_000,
+        description="Open event streams per server process, all tokens together: 429 beyond.",
+    )
+    max_streams_per_token: int = Field(
+        default=8, ge=1, le=1000, description="Open event streams per token and process: 429."
+    )
+    stream_recheck_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=30,
+        description="How often an open event stream checks that its token is still valid; a "
+        "revoked token's streams end within this time.",
+    )
     log_level: str = "info"
     prefetch: bool = Field(
         default=True, description="Keep one suggestion of model-based studies ready for workers."

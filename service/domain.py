@@ -1,4 +1,4 @@
-"""The domain's vocabulary: states, roles, directions and why a study stopped.
+"""The domain's vocabulary: states, roles and principals, directions, why a study stopped.
 
 Everything else imports these from here: the ORM stores them (as their string values), the
 wire contract (`service.schemas`) exposes them, the policies and the optimizer compare with
@@ -54,6 +54,19 @@ class Role(StrEnum):
     USER = "user"
     WORKER = "worker"
     VIEWER = "viewer"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who makes a request: the token's id, the name an admin gave it, and its role."""
+
+    token_id: int
+    name: str
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
 
 
 class Direction(StrEnum):

@@ -82,3 +82,10 @@ class Unauthorized(TunesmithError):
 
 class Forbidden(TunesmithError):
     status_code = 403
+
+
+class TooManyRequests(TunesmithError):
+    """A per-process cap is reached (open event streams); retry after `RETRY_AFTER_S`."""
+
+    status_code = 429
+    RETRY_AFTER_S = 5

@@ -193,9 +193,18 @@ def _validate(doc: StudyDocument, name: str) -> tuple[SearchSpace, dict[str, Any
     return space, resolved.args
 
 
-def import_study(db: Database, doc: StudyDocument, *, name: str | None = None) -> int:
+def import_study(
+    db: Database,
+    doc: StudyDocument,
+    *,
+    name: str | None = None,
+    owner_token_id: int | None = None,
+) -> int:
     """Stores the document as a new study; returns its id. Raises InvalidRequest naming the
-    field, or Conflict on a taken name."""
+    field, or Conflict on a taken name.
+
+    The imported study belongs to `owner_token_id` and its name (the importer), never to
+    the exporting server's tokens."""
     s = doc.study
     _space, args = _validate(doc, name or s.name)
     with db.write() as session:
@@ -220,6 +229,10 @@ def import_study(db: Database, doc: StudyDocument, *, name: str | None = None) -
                 warnings=list(s.warnings),
                 strategy_state=s.strategy_state,
                 created_at=s.created_at,
+                owner_token_id=owner_token_id,
+                owner_name=None if owner_token_id is None else repo.token_name(
+                    session, owner_token_id
+                ),
             ),
         ).id
     try:
@@ -233,7 +246,7 @@ def import_study(db: Database, doc: StudyDocument, *, name: str | None = None) -
             machine.restore_imported(study, s.state, s.stop_kind, s.stop_reason, s.finished_at)
     except BaseException:
         with db.write() as session:
-            repo.delete_study(session, study_id)
+            repo.delete_study(session, repo.get_study(session, study_id))
         raise
     return study_id
 

@@ -168,6 +168,11 @@ class StudyPublic(_FromRow):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    owner: str | None = Field(
+        default=None,
+        description="The name of the token that created the study; tokens of that name (and "
+        "admins) may change it. None: no owner, only admins change it.",
+    )
 
 
 class StudiesPublic(BaseModel):

@@ -13,8 +13,9 @@ Rules:
   reason; the worker goes on with the next trial.
 - When the server answers a report with "prune", the trial is already PRUNED on the server;
   the trainer is told to stop and nothing more is sent for it.
-- If the lease is lost (a heartbeat or report gets 409), the trainer is told to stop and
-  its result is dropped: the trial belongs to someone else now.
+- If the lease is lost (a heartbeat or report gets 409, or 404 when the study was deleted),
+  the trainer is told to stop and its result is dropped: the trial belongs to someone else
+  now, or to no one.
 - SIGTERM: the running trial is released back to the queue and the loop ends; repeating it
   changes nothing (a supervisor and a process group may both send one). A second SIGINT
   (Ctrl-C twice) exits at once.
@@ -44,7 +45,7 @@ from typing import Any
 
 from objectives import registry
 from objectives.base import TrialContext, TrialDiverged, TrialPruned
-from service.client import ApiError, Client, ServerUnavailable
+from service.client import LEASE_LOST, ApiError, Client, ServerUnavailable
 from service.device import WorkerDevice
 from service.schemas import LeasePublic, TrialLeased
 
@@ -213,7 +214,7 @@ class Worker:
             try:
                 pruned = self.client.report(trial, step, value)
             except ApiError as exc:
-                if exc.status == 409:
+                if exc.status in LEASE_LOST:
                     lost = True
                     raise _Stop() from None
                 raise
@@ -238,7 +239,7 @@ class Worker:
                 "worker %s: lost the lease on %s; dropping its result", self.options.worker_id, tag
             )
             return None
-        self._upload_artifacts(trial.id, artifact_dir)
+        self._upload_artifacts(trial, artifact_dir)
         shutil.rmtree(artifact_dir, ignore_errors=True)
         if pruned:
             log.info("worker %s: %s pruned", self.options.worker_id, tag)
@@ -287,13 +288,16 @@ class Worker:
             return "fail", f"diverged: objective returned {value}"
         return "value", value
 
-    def _upload_artifacts(self, trial_id: int, folder: Path) -> None:
+    def _upload_artifacts(self, trial: TrialLeased, folder: Path) -> None:
+        """Uploads what the trainer wrote, under the trial's lease (before it is completed)."""
         if not folder.is_dir():
             return
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             name = path.relative_to(folder).as_posix()
             content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
             try:
-                self.client.upload_artifact(trial_id, name, path, content_type)
+                self.client.upload_artifact(
+                    trial.id, name, path, content_type, lease_token=trial.lease_token
+                )
             except (ApiError, ServerUnavailable) as exc:
-                log.warning("trial %s: artifact %s not uploaded: %s", trial_id, name, exc)
+                log.warning("trial %s: artifact %s not uploaded: %s", trial.id, name, exc)

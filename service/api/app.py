@@ -12,12 +12,25 @@ from fastapi import APIRouter, FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from service import __version__
-from service.api import dashboard, events, insights, objectives, studies, tokens, trials, workers
+from service.api import (
+    artifacts,
+    dashboard,
+    events,
+    insights,
+    objectives,
+    studies,
+    tokens,
+    trials,
+    workers,
+)
 from service.api.body_limit import BodyLimit
 from service.api.deps import PrincipalCache, ServiceContext
 from service.api.errors import install_error_handlers
+from service.api.headers import SecurityHeaders
+from service.api.streams import StreamSlots
 from service.auth import ensure_admin_token
 from service.config import Settings
+from service.core.artifacts import ArtifactFiles
 from service.core.lifecycle import TrialLifecycle
 from service.core.scheduling import LeasePolicy, Scheduler
 from service.schemas import Health
@@ -48,6 +61,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         db=database,
         scheduler=Scheduler(database, policy, prefetch=settings.prefetch),
         lifecycle=TrialLifecycle(database, policy),
+        artifacts=ArtifactFiles(settings.artifact_dir),
+        streams=StreamSlots(
+            total=settings.max_streams, per_token=settings.max_streams_per_token
+        ),
         principals=PrincipalCache(settings.token_cache_seconds),
     )
 
@@ -84,9 +101,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         max_bytes=settings.max_request_bytes,
         max_artifact_bytes=settings.max_artifact_bytes,
     )
+    app.add_middleware(SecurityHeaders)  # added last: outermost, so the 413s get them too
 
     api = APIRouter(prefix="/api/v1")
-    for module in (studies, events, insights, trials, workers, objectives, tokens):
+    for module in (studies, events, insights, trials, artifacts, workers, objectives, tokens):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(dashboard.router)

@@ -5,6 +5,12 @@ Every page route answers the same shell (`templates/index.html`); the JavaScript
 stream, with the token the user typed (kept in sessionStorage). No build step, no CDN:
 `/static/plotly.min.js` is the file the installed `plotly` package ships. None of these
 routes needs a token (they carry no data) and none appears in the OpenAPI schema.
+
+Every dashboard response carries a Content-Security-Policy (`DASHBOARD_CSP`): scripts,
+styles, fetches and images only from this server (images also from blob: and data: URLs,
+for artifacts fetched with the token and Plotly's exports), no inline script, no plugin,
+no framing (`frame-ancestors 'none'`, with `X-Frame-Options: DENY` from
+service.api.headers). Inline styles are allowed: Plotly writes its own `<style>` rules.
 """
 
 from __future__ import annotations
@@ -24,8 +30,21 @@ router = APIRouter(include_in_schema=False)
 ID = Annotated[int, Path(ge=1, le=2**31 - 1)]
 STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\.(js|css|svg)$")
 MEDIA_TYPES = {"js": "text/javascript", "css": "text/css", "svg": "image/svg+xml"}
-APP_CACHE = {"Cache-Control": "no-cache"}
-PLOTLY_CACHE = {"Cache-Control": "public, max-age=86400"}
+DASHBOARD_CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' blob: data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+APP_CACHE = {"Cache-Control": "no-cache", "Content-Security-Policy": DASHBOARD_CSP}
+PLOTLY_CACHE = {"Cache-Control": "public, max-age=86400", "Content-Security-Policy": DASHBOARD_CSP}
 
 
 def _dashboard_dir() -> FsPath:

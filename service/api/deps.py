@@ -1,4 +1,4 @@
-"""Request dependencies: the service context and role-based authentication.
+"""Request dependencies: the service context, role-based authentication and the owner check.
 
 No `from __future__ import annotations` here: FastAPI must see the real `Depends` objects
 in `require`'s inner signature, which refer to a local variable.
@@ -9,24 +9,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from service.api.streams import StreamSlots
 from service.auth import hash_token
 from service.config import Settings
+from service.core.artifacts import ArtifactFiles
 from service.core.lifecycle import TrialLifecycle
+from service.core.owners import check_owner
 from service.core.scheduling import Scheduler
-from service.domain import Role
+from service.domain import Principal, Role
 from service.errors import Forbidden, Unauthorized
 from service.store import repository as repo
 from service.store.db import Database
-
-
-@dataclass(frozen=True)
-class Principal:
-    token_id: int
-    name: str
-    role: Role
 
 
 class PrincipalCache:
@@ -62,6 +58,8 @@ class ServiceContext:
     db: Database
     scheduler: Scheduler
     lifecycle: TrialLifecycle
+    artifacts: ArtifactFiles
+    streams: StreamSlots
     principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(0.0))
 
 
@@ -132,3 +130,16 @@ Manager = Annotated[Principal, Depends(require(Role.USER))]
 WorkerRole = Annotated[Principal, Depends(require(Role.WORKER))]
 Evaluator = Annotated[Principal, Depends(require(Role.USER, Role.WORKER))]
 Admin = Annotated[Principal, Depends(require())]
+
+StudyId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+def owned_study(study_id: StudyId, ctx: ContextDep, principal: Manager) -> int:
+    """The path's `study_id` once the caller, a user or an admin, is shown to own the study
+    (service.core.owners): 403 for another role or another owner, 404 for no such study."""
+    with ctx.db.read() as session:
+        check_owner(principal, repo.get_study(session, study_id))
+    return study_id
+
+
+OwnedStudyId = Annotated[int, Depends(owned_study)]

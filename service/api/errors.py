@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
-from service.errors import InvalidRequest, TunesmithError
+from service.errors import InvalidRequest, TooManyRequests, TunesmithError
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,11 @@ def _tunesmith_error(_request: Request, exc: Exception) -> JSONResponse:
             for field, message in exc.problems
         ]
         return JSONResponse({"detail": detail}, status_code=exc.status_code)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    headers = None
+    if exc.status_code == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.RETRY_AFTER_S)}
     return JSONResponse({"detail": str(exc)}, status_code=exc.status_code, headers=headers)
 
 
@@ -74,11 +78,16 @@ Responses = dict[int | str, dict[str, Any]]
 
 ERROR_RESPONSES: Responses = {
     401: {"description": "Missing, invalid or revoked token"},
-    403: {"description": "The token's role may not do this"},
+    403: {
+        "description": "The token's role may not do this; or the study belongs to someone "
+        "else, or another token holds the worker id"
+    },
+    413: {"description": "The body is over the limit (counted as it arrives, chunked too)"},
     422: {"description": "Invalid request; `detail[].loc` names the field"},
     503: {"description": "The database is unavailable for a moment; retry"},
 }
 NOT_FOUND: Responses = {404: {"description": "No such study, trial or artifact"}}
+TOO_MANY: Responses = {429: {"description": "Too many open event streams; retry later"}}
 CONFLICT: Responses = {
     409: {"description": "Stale or wrong lease token, or the study/trial state forbids it"}
 }

@@ -1,19 +1,23 @@
-"""Routes under /studies: create, list, show, act on studies; their trials; ask."""
+"""Routes under /studies: create, list, show, act on and delete studies; their trials; ask.
+
+Reading is open to every reader; changing a study (PATCH, pause, resume, stop, enqueue, ask,
+delete) is for its owner or an admin (service.core.owners)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path, Query, status
+from fastapi import APIRouter, Body, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-from service.api.deps import ContextDep, Manager, Reader
+from service.api.deps import ContextDep, Manager, OwnedStudyId, Reader, StudyId
 from service.api.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND
 from service.api.views import study_public, trial_leased, trial_public
 from service.core.studies import (
     StudyAction,
     act_on_study,
     create_study,
+    delete_study,
     enqueue_configuration,
     update_budget,
 )
@@ -35,7 +39,6 @@ from service.store import repository as repo
 
 router = APIRouter(prefix="/studies", tags=["studies"], responses=ERROR_RESPONSES)
 
-StudyId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 
@@ -59,12 +62,13 @@ def create(spec: StudyCreate, ctx: ContextDep, principal: Manager) -> StudyPubli
 def import_(
     document: StudyDocument,
     ctx: ContextDep,
-    _: Manager,
+    principal: Manager,
     name: Annotated[str | None, Query(min_length=1, max_length=200, pattern=NAME_PATTERN)] = None,
 ) -> StudyPublic:
     """Creates a study from an exported document (all trials, values, attempts, artifacts'
-    metadata); `name` renames it."""
-    return _show(ctx, import_study(ctx.db, document, name=name))
+    metadata); `name` renames it. The importer owns it."""
+    study_id = import_study(ctx.db, document, name=name, owner_token_id=principal.token_id)
+    return _show(ctx, study_id)
 
 
 @router.get("", operation_id="list_studies")
@@ -89,7 +93,7 @@ def get(study_id: StudyId, ctx: ContextDep, _: Reader) -> StudyPublic:
 
 
 @router.patch("/{study_id}", operation_id="update_study", responses=NOT_FOUND)
-def update(study_id: StudyId, body: StudyUpdate, ctx: ContextDep, _: Manager) -> StudyPublic:
+def update(study_id: OwnedStudyId, body: StudyUpdate, ctx: ContextDep) -> StudyPublic:
     """Changes the budget; raising max_trials resumes a study that had used its budget up."""
     update_budget(ctx.db, study_id, body)
     return _show(ctx, study_id)
@@ -107,18 +111,32 @@ def _act(ctx: ContextDep, study_id: int, action: StudyAction) -> StudyPublic:
 
 
 @router.post("/{study_id}/pause", operation_id="pause_study", responses={**NOT_FOUND, **CONFLICT})
-def pause(study_id: StudyId, ctx: ContextDep, _: Manager) -> StudyPublic:
+def pause(study_id: OwnedStudyId, ctx: ContextDep) -> StudyPublic:
     return _act(ctx, study_id, StudyAction.PAUSE)
 
 
 @router.post("/{study_id}/resume", operation_id="resume_study", responses={**NOT_FOUND, **CONFLICT})
-def resume(study_id: StudyId, ctx: ContextDep, _: Manager) -> StudyPublic:
+def resume(study_id: OwnedStudyId, ctx: ContextDep) -> StudyPublic:
     return _act(ctx, study_id, StudyAction.RESUME)
 
 
 @router.post("/{study_id}/stop", operation_id="stop_study", responses=NOT_FOUND)
-def stop(study_id: StudyId, ctx: ContextDep, _: Manager) -> StudyPublic:
+def stop(study_id: OwnedStudyId, ctx: ContextDep) -> StudyPublic:
     return _act(ctx, study_id, StudyAction.STOP)
+
+
+@router.delete(
+    "/{study_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    operation_id="delete_study",
+    responses=NOT_FOUND,
+    response_class=Response,
+)
+def delete(study_id: OwnedStudyId, ctx: ContextDep) -> None:
+    """Deletes the study with its trials, their values, attempts and artifacts (files too),
+    whatever its state; workers running one of its trials get 404 on their next call.
+    Studies that warm-started from it keep their own trials."""
+    delete_study(ctx.db, study_id, ctx.artifacts)
 
 
 @router.get("/{study_id}/trials", operation_id="list_trials", responses=NOT_FOUND)
@@ -155,9 +173,8 @@ def trials(
     responses={**NOT_FOUND, **CONFLICT},
 )
 def enqueue_trial(
-    study_id: StudyId,
+    study_id: OwnedStudyId,
     ctx: ContextDep,
-    _: Manager,
     params: Annotated[dict[str, Any], Body(embed=True)],
 ) -> TrialPublic:
     """Queues a configuration of your choice; it is evaluated before any new suggestion.
@@ -173,12 +190,14 @@ def enqueue_trial(
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def suggest(
-    study_id: StudyId, body: SuggestionsCreate, ctx: ContextDep, _: Manager
+    study_id: OwnedStudyId, body: SuggestionsCreate, ctx: ContextDep
 ) -> SuggestionsPublic:
     """Ask: RUNNING trials with lease tokens, for evaluation outside the service.
 
     Fewer than `count` (possibly none) come back, with the `reason`, when `max_parallel` or
-    the budget allows fewer or the study's suggestions fail.
+    the budget allows fewer or the study's suggestions fail. Asking spends the study's
+    budget, so it is the owner's (or an admin's); telling (report, complete) needs only the
+    lease token.
     """
     asked = await run_in_threadpool(ctx.scheduler.suggest, study_id, body.count)
     return SuggestionsPublic(data=[trial_leased(t) for t in asked.trials], reason=asked.reason)

@@ -40,6 +40,7 @@ def study_public(
         study,
         counts=counts,
         n_trials=sum(counts.values()),
+        owner=study.owner_name,
         best=None if best is None else from_row(BestTrial, best, trial_id=best.id),
     )
 

@@ -12,6 +12,7 @@ from service.api.deps import ContextDep, Reader, WorkerRole
 from service.api.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND
 from service.api.views import trial_leased, worker_public
 from service.core.scheduling import Lease
+from service.core.workers import claim_worker_id
 from service.records import WorkerInfo
 from service.schemas import LeasePublic, LeaseRequest, WorkersPublic
 from service.store import repository as repo
@@ -39,19 +40,21 @@ def _worker_info(request: LeaseRequest) -> WorkerInfo:
 async def lease(
     worker_id: WorkerId,
     ctx: ContextDep,
-    _: WorkerRole,
+    principal: WorkerRole,
     body: Annotated[LeaseRequest | None, Body()] = None,
 ) -> LeasePublic | Response:
     """The worker's next trial with its objective and a lease token; 204 when there is none.
 
-    With `complete`, the previous trial's value is recorded first (its own transaction, so a
-    lease that fails afterwards loses no result; a retry repeats the complete harmlessly);
-    a stale lease token answers 409 and leases nothing. The worker's host, GPU, backend and
-    device are recorded; with `unavailable` (it cannot train), so is the reason, and the
-    answer is 204."""
+    A worker id belongs to the token that first leased under it: another token gets 403
+    (service.core.workers). With `complete`, the previous trial's value is recorded first
+    (its own transaction, so a lease that fails afterwards loses no result; a retry repeats
+    the complete harmlessly); a stale lease token answers 409 and leases nothing. The
+    worker's host, GPU, backend and device are recorded; with `unavailable` (it cannot
+    train), so is the reason, and the answer is 204."""
     info = body or LeaseRequest()
 
     def complete_then_lease() -> Lease | None:
+        claim_worker_id(ctx.db, worker_id, principal)
         if info.complete is not None:
             done = info.complete
             ctx.lifecycle.complete(done.trial_id, done.lease_token, done.value)

@@ -55,6 +55,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p.add_argument("id", type=int)
         client_flags(p)
         p.set_defaults(fn=_study_action(name))
+    p = ssub.add_parser(
+        "delete", help="delete a study with its trials and artifacts (owner or admin)"
+    )
+    p.add_argument("id", type=int)
+    p.add_argument("--yes", action="store_true", help="really delete: it cannot be undone")
+    client_flags(p)
+    p.set_defaults(fn=cmd_study_delete)
 
     objectives = sub.add_parser("objectives", help="list or try registered trainers")
     osub = objectives.add_subparsers(dest="objectives_command", required=True)
@@ -152,6 +159,20 @@ def _study_action(name: str) -> Callable[[argparse.Namespace], int]:
         return 0
 
     return run
+
+
+def cmd_study_delete(args: argparse.Namespace) -> int:
+    """Deletes only with --yes (no prompt: scripts and people say it the same way). Reads
+    nothing first, so a study too broken to show can still be deleted."""
+    if not args.yes:
+        raise CliError(
+            f"deleting study {args.id} removes it with all its trials and their artifacts for "
+            "good; repeat with --yes"
+        )
+    with client(args) as api:
+        api.delete_study(args.id)
+    print(f"deleted study {args.id} with its trials and artifacts")
+    return 0
 
 
 def cmd_study_trials(args: argparse.Namespace) -> int:

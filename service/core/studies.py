@@ -1,5 +1,6 @@
 """Studies: a specification becomes a stored study (resolved against its objective); its
-budget changes; the user's actions on it (pause, resume, stop)."""
+budget changes; the user's actions on it (pause, resume, stop); its deletion. Who may do
+which is service.core.owners' rule, checked by the API before these run."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 from objectives import registry
 from objectives.registry import EXTERNAL
 from service.core import machine
+from service.core.artifacts import ArtifactFiles
 from service.core.suggesting import enqueue
 from service.domain import Direction
 from service.errors import Conflict, InvalidRequest
@@ -85,7 +87,9 @@ def resolve_objective(spec: StudyCreate) -> ResolvedObjective:
 def create_study(db: Database, spec: StudyCreate, *, owner_token_id: int | None) -> int:
     """Validates `spec` against its objective and stores it; returns the new study's id.
 
-    Raises InvalidRequest naming the field, or Conflict when the name is taken.
+    The study belongs to `owner_token_id` and that token's name (None: to no one, only
+    admins change it). Raises InvalidRequest naming the field, or Conflict when the name is
+    taken.
     """
     resolved = resolve_objective(spec)
     metric, direction, args = resolved.metric, resolved.direction, resolved.args
@@ -115,6 +119,9 @@ def create_study(db: Database, spec: StudyCreate, *, owner_token_id: int | None)
                 warm_start=None,
                 seed=spec.seed if spec.seed is not None else secrets.randbelow(2**31),
                 owner_token_id=owner_token_id,
+                owner_name=None if owner_token_id is None else repo.token_name(
+                    session, owner_token_id
+                ),
             ),
         )
         if spec.enqueue:
@@ -178,3 +185,12 @@ def act_on_study(db: Database, study_id: int, action: StudyAction) -> Study:
         study = repo.get_study(session, study_id, lock=True)
         _ACTIONS[action](study)
         return study
+
+
+def delete_study(db: Database, study_id: int, files: ArtifactFiles) -> None:
+    """Deletes the study, its trials (running ones too: their workers' next call is a 404),
+    attempts, values, artifact rows and then artifact files. Raises NotFound."""
+    with db.write() as session:
+        study = repo.get_study(session, study_id, lock=True)
+        trial_ids = repo.delete_study(session, study)
+    files.remove_trials(trial_ids)

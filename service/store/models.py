@@ -6,6 +6,8 @@ Rules the rest of the service relies on:
 - `lease_token` stays on a finished trial so that a repeated complete with the same token is
   recognised as a repeat (idempotent) and one with another token is refused.
 - Timestamps are timezone-aware UTC.
+- A study's owner (`owner_token_id`, `owner_name`) and a worker id's token (`token_id`) are
+  set once; NULL means no owner (admins only) or a worker id that any token may claim.
 """
 
 from __future__ import annotations
@@ -118,6 +120,8 @@ class Study(Base):
     owner_token_id: Mapped[int | None] = mapped_column(
         ForeignKey("api_tokens.id", ondelete="SET NULL"), nullable=True
     )
+    owner_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    """The creating token's name: every token of that name owns the study (service.core.owners)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -205,9 +209,14 @@ class Artifact(Base):
 
 
 class Worker(Base):
+    """A worker id and the token that holds it: only that token leases under the id."""
+
     __tablename__ = "workers"
 
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="SET NULL"), nullable=True
+    )
     host: Mapped[str | None] = mapped_column(String(200), nullable=True)
     gpu: Mapped[str | None] = mapped_column(String(64), nullable=True)
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -58,11 +58,17 @@ def get_study(
     return study
 
 
-def delete_study(session: Session, study_id: int) -> None:
-    """Removes the study with its trials, attempts, values and artifacts' rows (the
-    database cascades); raises NotFound."""
-    session.delete(get_study(session, study_id))
-    session.flush()
+def delete_study(session: Session, study: Study) -> list[int]:
+    """Deletes the study with its trials, attempts, values and artifact rows (the foreign
+    keys cascade); workers busy with one of its trials become idle. Returns the deleted
+    trials' ids (their artifact files are the caller's to remove)."""
+    trial_ids = list(session.scalars(select(Trial.id).where(Trial.study_id == study.id)).all())
+    busy = session.scalars(select(Worker.id).where(Worker.current_trial_id.in_(trial_ids))).all()
+    for worker_id in busy:
+        worker_finished_trial(session, worker_id, counted=False)
+    session.execute(delete(Study).where(Study.id == study.id))
+    session.expunge(study)
+    return trial_ids
 
 
 def find_study_by_name(session: Session, name: str) -> Study | None:
@@ -398,6 +404,36 @@ def touch_worker(session: Session, worker_id: str, info: WorkerInfo | None = Non
     return worker
 
 
+def bind_worker(session: Session, worker_id: str, token_id: int) -> int | None:
+    """The token that holds `worker_id` after this call: `token_id` when the id is new, held
+    by no token, or held by a revoked one; otherwise the live token that holds it."""
+    worker = session.get(Worker, worker_id, with_for_update=True)
+    if worker is None:
+        try:
+            with session.begin_nested():  # another server may insert the same id first
+                session.add(Worker(id=worker_id, token_id=token_id))
+            return token_id
+        except IntegrityError:
+            worker = session.get(Worker, worker_id, with_for_update=True, populate_existing=True)
+            assert worker is not None
+    if worker.token_id is None or not token_is_live(session, worker.token_id):
+        worker.token_id = token_id
+    return worker.token_id
+
+
+def worker_token(session: Session, worker_id: str) -> tuple[int | None, bool] | None:
+    """(the token holding `worker_id`, whether that token is live); None for an unknown id."""
+    row = session.execute(
+        select(Worker.token_id, ApiToken.revoked_at)
+        .outerjoin(ApiToken, ApiToken.id == Worker.token_id)
+        .where(Worker.id == worker_id)
+    ).first()
+    if row is None:
+        return None
+    token_id, revoked_at = row
+    return token_id, token_id is not None and revoked_at is None
+
+
 def worker_finished_trial(session: Session, worker_id: str | None, *, counted: bool) -> None:
     """Closes the worker's busy interval (and counts the trial when it really ended)."""
     if worker_id is None:
@@ -426,6 +462,20 @@ def find_token(session: Session, token_hash: str) -> ApiToken | None:
     return session.scalar(
         select(ApiToken).where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
     )
+
+
+def token_is_live(session: Session, token_id: int) -> bool:
+    """True while the token exists and is not revoked (read from the database, no cache)."""
+    return (
+        session.scalar(
+            select(ApiToken.id).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
+        )
+        is not None
+    )
+
+
+def token_name(session: Session, token_id: int) -> str | None:
+    return session.scalar(select(ApiToken.name).where(ApiToken.id == token_id))
 
 
 def token_by_hash(session: Session, token_hash: str) -> ApiToken | None:

@@ -70,9 +70,13 @@ def live_server(
 
 @pytest.fixture(scope="module")
 def page(browser: object, live_server: ServerProcess) -> Iterator[object]:
-    """One signed-in tab reused by the module's tests."""
+    """One signed-in tab reused by the module's tests. It bypasses the dashboard's CSP:
+    Playwright's `wait_for_function` evaluates strings in the page, which the CSP forbids
+    (the dashboard itself runs under it: test_dashboard's CSP test)."""
     context = browser.new_context(  # type: ignore[attr-defined]
-        base_url=live_server.url, viewport={"width": 1400, "height": 900}
+        base_url=live_server.url,
+        viewport={"width": 1400, "height": 900},
+        bypass_csp=True,  # wait_for_function evaluates strings; test_dashboard checks the CSP
     )
     context.add_init_script(TOKEN_SCRIPT)
     tab = context.new_page()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import TOKEN_SCRIPT, screenshot
 from tests.support import ADMIN_TOKEN, ServerProcess, WorkerGroup
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -226,3 +226,94 @@ def test_workers_page_shows_devices_and_why_a_worker_leases_nothing(
     gpu1 = page.locator("#workers-table tr[data-worker='box-gpu1-2']").inner_text()
     assert "not leasing" in gpu1 and reason in gpu1
     screenshot(page, "workers-devices")
+
+
+def _big_study_document(name: str, n: int) -> dict[str, Any]:
+    """An export document of `n` complete trials with 6 values each: more learning-curve
+    points than the dashboard draws with SVG, so its curves plot uses WebGL (scattergl)."""
+    created = "2026-11-30T12:00:00+00:00"
+    trials = [
+        {
+            "number": i,
+            "params": {"x": (i % 97) / 97},
+            "state": "complete",
+            "value": ((i % 97) / 97 - 0.3) ** 2,
+            "seed": i,
+            "step": 5,
+            "created_at": created,
+            "values": [[step, ((i % 97) / 97 - 0.3) ** 2 + 1 / (step + 1)] for step in range(6)],
+        }
+        for i in range(n)
+    ]
+    study = {
+        "name": name,
+        "objective": "external",
+        "objective_args": {},
+        "metric": "value",
+        "direction": "minimize",
+        "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        "strategy": {"name": "random"},
+        "budget": {"max_trials": n, "max_parallel": 4},
+        "seed": 1,
+        "state": "done",
+        "created_at": created,
+    }
+    return {"study": study, "trials": trials}
+
+
+CSP_WATCH = (
+    "window.__csp = [];"
+    "document.addEventListener('securitypolicyviolation',"
+    " (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));"
+)
+
+
+def test_the_dashboard_runs_under_its_csp_and_deletes_a_study_after_confirming(
+    browser: Any, live_server: ServerProcess
+) -> None:
+    """Every page works under the dashboard's Content-Security-Policy (no violation, WebGL
+    plots included), and Delete asks first: dismissed, the study stays.
+
+    Its own context, without the `page` fixture's bypass_csp; so no `wait_for_function`
+    here: Playwright evaluates those strings in the page, which the policy forbids."""
+    client = live_server.client()
+    study = client.import_study(_big_study_document("csp-and-delete", 300))
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 900})
+    context.add_init_script(TOKEN_SCRIPT)
+    context.add_init_script(CSP_WATCH)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        shell = page.goto(f"/studies/{study.id}")
+        assert "frame-ancestors 'none'" in shell.headers["content-security-policy"]
+        page.wait_for_selector("body[data-ready=true]")
+        assert page.locator("#history-plot").get_attribute("data-points") == "300"
+        page.click("a.tab[data-tab=curves]")
+        page.wait_for_selector("#curves-plot[data-points]")
+        points = page.locator("#curves-plot").get_attribute("data-points")
+        assert int(points or 0) > 1000, (points, page.evaluate("window.__csp"))
+        assert page.evaluate(
+            "document.querySelector('#curves-plot').data.some(t => t.type === 'scattergl')"
+        )
+        assert page.locator("#curves-plot canvas").count() > 0, "drawn with WebGL"
+        page.click("a.tab[data-tab=params]")
+        page.wait_for_selector("#parallel-plot[data-points='300']")
+        pages = (("/", "#studies-table"), ("/workers", "body[data-ready]"), ("/new", "#space"))
+        for path, ready in pages:
+            page.goto(path)
+            page.wait_for_selector(ready)
+        assert page.evaluate("window.__csp") == []
+        page.goto(f"/studies/{study.id}")
+        page.wait_for_selector("body[data-ready=true]")
+
+        page.once("dialog", lambda dialog: dialog.dismiss())
+        page.click("#delete-study")
+        assert client.get_study(study.id).name == "csp-and-delete"
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("#delete-study")
+        page.wait_for_url(f"{live_server.url}/")
+        page.wait_for_selector("body[data-ready=true]")
+        assert client.find_study("csp-and-delete") is None
+        assert page.evaluate("window.__csp") == []
+    finally:
+        context.close()

@@ -4,7 +4,8 @@ Every documented operation is called with valid and invalid data (bodies, path a
 parameters) against the real app on a real SQLite file, as admin. Checks: no 5xx, every
 status code documented, every JSON answer valid against its documented schema, content
 types as documented. Half of the generated ids are rewritten to ids that exist (the seeded
-study, its trials), so the handlers run past their 404s. The number of requests made is
+study, its trials; a throwaway study for DELETE, which never deletes the seeded one), so
+the handlers run past their 404s. The number of requests made is
 printed by the last test and must be > 0 for every operation.
 """
 
@@ -19,9 +20,12 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import checks
 
+from service.core.studies import create_study
+from service.schemas import StudyCreate
 from tests.security.conftest import Seeded
 
 MAX_EXAMPLES = 20
+MISSING = 2**31 - 1
 CHECKS = [
     checks.not_a_server_error,
     checks.status_code_conformance,
@@ -46,7 +50,13 @@ def _point_at_seeded_rows(case: Any, seeded: Seeded) -> None:
         case.query = {"once": "true"}
     if "token_id" in path and path["token_id"] == 1:
         path["token_id"] = seeded.token_ids[next(iter(seeded.token_ids))]  # keep the admin
+    deleting_a_study = case.operation.method.upper() == "DELETE" and "study_id" in path
+    if deleting_a_study and path["study_id"] == seeded.study_id:
+        path["study_id"] = MISSING  # the seeded study stays: the other operations aim at it
     if next(_turn) % 2:
+        return
+    if deleting_a_study:
+        path["study_id"] = _throwaway_study(seeded)
         return
     if "study_id" in path:
         path["study_id"] = seeded.study_id
@@ -59,6 +69,13 @@ def _point_at_seeded_rows(case: Any, seeded: Seeded) -> None:
         trial_id = path.get("trial_id")
         if trial_id in seeded.running:
             body["lease_token"] = seeded.running[trial_id]
+
+
+def _throwaway_study(seeded: Seeded) -> int:
+    spec = {"name": f"throwaway-{next(_turn)}", "objective": "synthetic", "budget": {}}
+    study_id = create_study(seeded.ctx.db, StudyCreate.model_validate(spec), owner_token_id=None)
+    seeded.ctx.scheduler.suggest(study_id, 2)  # trials to delete with it
+    return study_id
 
 
 def _fuzz(operation: Any, seeded: Seeded) -> None:

@@ -4,9 +4,11 @@ The route list comes from the app itself, so a route added without an entry in R
 `test_every_route_is_declared`: whoever adds a route must say who may call it.
 
 "Allowed" means the answer is not 401/403; the request may still be 404/409/422 on purpose
-(ids that do not exist, empty bodies), so nothing is changed in the seeded study. Studies
-have no owners: every user and viewer of one server sees every study (a team tool); a user
-may act on any study. The token that created a study is stored (owner_token_id) for audit.
+(ids that do not exist, empty bodies), so nothing is changed in the seeded study. The table
+is about roles; who owns a study (only its owner or an admin may change it) and which token
+holds a worker id are checked past the role, in tests/security/test_hostile.py. Each role
+leases under a worker id of its own here, since a worker id belongs to the first token that
+leases under it.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ ROUTES: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", f"{P}/studies"): READ,
     ("GET", f"{P}/studies/{{study_id}}"): READ,
     ("PATCH", f"{P}/studies/{{study_id}}"): MANAGE,
+    ("DELETE", f"{P}/studies/{{study_id}}"): MANAGE,
     ("GET", f"{P}/studies/{{study_id}}/export"): READ,
     ("POST", f"{P}/studies/{{study_id}}/pause"): MANAGE,
     ("POST", f"{P}/studies/{{study_id}}/resume"): MANAGE,
@@ -104,19 +107,21 @@ def app_routes(app: Any) -> dict[tuple[str, str], str]:
     return out
 
 
-def _url(path: str, seeded: Seeded) -> str:
+def _url(path: str, caller: str) -> str:
     return (
         path.replace("{study_id}", str(MISSING))
         .replace("{trial_id}", str(MISSING))
         .replace("{token_id}", str(MISSING))
-        .replace("{worker_id}", "role-table-worker")
+        .replace("{worker_id}", f"role-table-{caller}")
         .replace("{name}", "model.txt")
     )
 
 
-def _request(client: TestClient, method: str, path: str, seeded: Seeded, token: str | None) -> int:
+def _request(
+    client: TestClient, method: str, path: str, token: str | None, caller: str = "anonymous"
+) -> int:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    url = _url(path, seeded)
+    url = _url(path, caller)
     params: dict[str, str] = {}
     if path.endswith("/events"):
         params["once"] = "true"
@@ -149,14 +154,14 @@ def test_every_route_is_declared(seeded: Seeded) -> None:
 def test_role_table(seeded: Seeded, method: str, path: str) -> None:
     allowed = ROUTES[(method, path)]
     client = TestClient(seeded.app)
-    unauthenticated = _request(client, method, path, seeded, None)
+    unauthenticated = _request(client, method, path, None)
     if allowed is PUBLIC:
         assert unauthenticated not in (401, 403), (method, path, unauthenticated)
         return
     assert unauthenticated == 401, (method, path, unauthenticated)
-    assert _request(client, method, path, seeded, "ts_not-a-token") == 401
+    assert _request(client, method, path, "ts_not-a-token") == 401
     for role, token in seeded.tokens.items():
-        status = _request(client, method, path, seeded, token)
+        status = _request(client, method, path, token, role.value)
         if role in allowed:
             assert status not in (401, 403), (method, path, role.value, status)
         else:

@@ -64,6 +64,12 @@ export async function post(path, body) {
   return response.json();
 }
 
+// DELETE; resolves when the server answers 2xx (204: no body).
+export async function del(path) {
+  const response = await fetch(`${API}${path}`, { method: "DELETE", headers: headers() });
+  if (!response.ok) await fail(response);
+}
+
 // An artifact (or any API file) as an object URL, fetched with the bearer header.
 export async function blobUrl(url) {
   const response = await fetch(url, { headers: headers() });

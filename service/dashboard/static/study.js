@@ -3,7 +3,7 @@
 // header, the history columns and the visible tab in place; the history is also re-read
 // every RESYNC_MS while things change, so nothing missed around a reconnect stays missing.
 
-import { followStudy, get } from "./api.js";
+import { del, followStudy, get } from "./api.js";
 import { gpView } from "./gpview.js";
 import { paramsView } from "./paramsview.js";
 import { curvesPlot, historyPlot, loadPlotly } from "./plots.js";
@@ -74,6 +74,29 @@ function merge(hist, trial) {
   recomputeBest(hist);
 }
 
+// Deletes the study after the user confirms, then goes back to the studies list. Only the
+// study's owner (or an admin) may: anyone else sees the server's 403 in `message`.
+function deleteButton(study, message) {
+  return h(
+    "button",
+    {
+      class: "btn btn-small btn-danger",
+      id: "delete-study",
+      onclick: async () => {
+        const question = `Delete study "${study.name}" with its ${study.n_trials} trials and their artifacts? This cannot be undone.`;
+        if (!window.confirm(question)) return;
+        try {
+          await del(`/studies/${study.id}`);
+          window.location.assign("/");
+        } catch (error) {
+          replace(message, notice(`Delete failed: ${errorText(error)}`, "error"));
+        }
+      },
+    },
+    "Delete",
+  );
+}
+
 function header(ctx, refresh) {
   const { study } = ctx;
   const message = h("div");
@@ -99,9 +122,10 @@ function header(ctx, refresh) {
           `${study.objective} · ${study.direction} ${study.metric} · ${study.strategy.name}`,
           study.strategy.name === "gp" ? ` (${study.strategy.acquisition})` : "",
           ` · up to ${study.budget.max_parallel} in parallel`,
+          ` · owner ${study.owner ?? "none (admins)"}`,
         ),
       ),
-      studyActions(study, refresh, message),
+      h("div", { class: "actions" }, studyActions(study, refresh, message), deleteButton(study, message)),
     ),
     message,
     h(

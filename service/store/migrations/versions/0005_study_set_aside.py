@@ -3,8 +3,8 @@
 The scheduler skips such a study until `suggest_retry_at` (a growing back-off) instead of
 failing every worker's lease request; the dashboard shows the error.
 
-Revision ID: 0004c
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-30 14:00:00
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004c"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
