@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 HOSTS = ("optuna", "keras_tuner", "ray", "keras", "tensorflow")
 
 
@@ -23,3 +25,13 @@ def test_the_package_and_its_shared_modules_import_no_host_library() -> None:
 
 def test_an_integration_imports_only_its_own_host_library() -> None:
     assert _loaded_after("import service.integrations.optuna") == ["optuna"]
+
+
+def test_the_ray_searcher_imports_ray_only() -> None:
+    assert _loaded_after("import service.integrations.ray_tune") == ["ray"]
+
+
+@pytest.mark.tf
+def test_the_keras_oracle_imports_keras_tuner_and_its_backend_only() -> None:
+    loaded = _loaded_after("import service.integrations.keras_tuner")
+    assert "optuna" not in loaded and "ray" not in loaded and "keras_tuner" in loaded
