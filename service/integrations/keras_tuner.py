@@ -24,7 +24,10 @@ Rules:
   the retry reports to the same server trial.
 - Pruning: `pruning` (the study's rule, e.g. {"rule": "median"}) decides on each epoch's
   report, which `pruning_callback()` sends (step = epoch + 1); a pruned trial stops
-  training, ends PRUNED on the server, and KerasTuner scores it as usual.
+  training, ends PRUNED on the server, and KerasTuner scores it as usual. The callback
+  reports for the trial this oracle started in the callback's thread, so it works where the
+  oracle runs in the tuner's process (one process, or plain processes sharing a study); in
+  KerasTuner's distributed mode the workers' epochs are not reported.
 - Single-objective only: a list of objectives raises ValueError. The space must be known
   when the first trial starts (a hypermodel declares it; a tuner without one passes
   `hyperparameters`), else ValueError.

@@ -182,7 +182,9 @@ class TunesmithSampler(BaseSampler):
     ) -> Any:
         _require_single_objective(study)
         if self._warn_independent_sampling and param_name not in self._warned:
-            complete = study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            complete = study._get_trials(
+                deepcopy=False, states=(TrialState.COMPLETE,), use_cache=True
+            )
             if complete:
                 self._warned.add(param_name)
                 logger.warning(
