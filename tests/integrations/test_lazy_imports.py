@@ -28,10 +28,12 @@ def test_an_integration_imports_only_its_own_host_library() -> None:
 
 
 def test_the_ray_searcher_imports_ray_only() -> None:
+    pytest.importorskip("ray.tune")
     assert _loaded_after("import service.integrations.ray_tune") == ["ray"]
 
 
 @pytest.mark.tf
 def test_the_keras_oracle_imports_keras_tuner_and_its_backend_only() -> None:
+    pytest.importorskip("keras_tuner")
     loaded = _loaded_after("import service.integrations.keras_tuner")
     assert "optuna" not in loaded and "ray" not in loaded and "keras_tuner" in loaded

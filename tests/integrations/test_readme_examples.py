@@ -36,6 +36,8 @@ def test_the_section_has_one_example_per_library() -> None:
 def test_the_examples_run_against_a_server(
     start_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
+    for library in ("optuna", "keras_tuner", "ray.tune"):
+        pytest.importorskip(library)
     server = start_server()
     env = {
         **server.env(),
