@@ -6,7 +6,7 @@ Rules:
   same space and direction, else ValueError: two programs that disagree about a study would
   mix their trials.
 - `ask` hands out one RUNNING trial (queued ones first, as the server does) and heartbeats
-  its lease in a background thread until `complete`, `fail` or `close`. It returns None when
+  its lease in a background thread until `complete` or `fail`. It returns None when
   the server has no trial to give now; `done` then says whether it never will (budget used,
   study done or stopped) or the study is only paused.
 - `report` returns True when the server pruned the trial: the trial is then finished there,
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,7 +128,8 @@ class RemoteStudy:
         try:
             pruned = self.client.report(entry.trial, step, value)
         except ApiError as exc:
-            self._drop_on_conflict(trial_id, exc, "report")
+            self._forget(trial_id)
+            self._refused(exc, trial_id, "report")
             return False
         if pruned:
             logger.info("study %s trial %s pruned at step %s", self.id, trial_id, step)
@@ -137,41 +138,32 @@ class RemoteStudy:
 
     def complete(self, trial_id: int, value: float) -> None:
         entry = self._forget(trial_id)
-        if entry is not None:
-            self._tell(entry, "complete", lambda: self.client.complete(entry.trial, value))
+        if entry is None:
+            return
+        try:
+            self.client.complete(entry.trial, value)
+        except ApiError as exc:
+            self._refused(exc, trial_id, "complete")
 
     def fail(self, trial_id: int, reason: str) -> None:
         entry = self._forget(trial_id)
-        if entry is not None:
-            self._tell(entry, "fail", lambda: self.client.fail(entry.trial, reason or "failed"))
-
-    def close(self) -> None:
-        """Stops every heartbeat; unfinished trials go back to the queue when their lease
-        expires."""
-        with self._lock:
-            entries, self._open = list(self._open.values()), {}
-        for entry in entries:
-            entry.keep_alive.close()
+        if entry is None:
+            return
+        try:
+            self.client.fail(entry.trial, reason or "failed")
+        except ApiError as exc:
+            self._refused(exc, trial_id, "fail")
 
     def _forget(self, trial_id: int) -> _Open | None:
+        """Stops the trial's heartbeats; None when it was not open (told, or pruned)."""
         with self._lock:
             entry = self._open.pop(trial_id, None)
         if entry is not None:
             entry.keep_alive.close()
         return entry
 
-    def _tell(self, entry: _Open, what: str, call: Callable[[], object]) -> None:
-        try:
-            call()
-        except ApiError as exc:
-            if exc.status != 409:
-                raise
-            logger.warning(
-                "study %s trial %s: %s refused (%s)", self.id, entry.trial.id, what, exc.detail
-            )
-
-    def _drop_on_conflict(self, trial_id: int, exc: ApiError, what: str) -> None:
+    def _refused(self, exc: ApiError, trial_id: int, what: str) -> None:
+        """A 409 (the lease went back to the queue) is logged; any other answer raised."""
         if exc.status != 409:
             raise exc
         logger.warning("study %s trial %s: %s refused (%s)", self.id, trial_id, what, exc.detail)
-        self._forget(trial_id)
