@@ -47,11 +47,9 @@ from keras_tuner.engine.trial import Trial, TrialStatus
 
 from service.client import Client
 from service.integrations.keras_space import KerasSpace
-from service.integrations.remote import RemoteStudy, study_spec
+from service.integrations.remote import MAX_TRIALS, RemoteStudy, study_spec
 
 logger = logging.getLogger(__name__)
-
-MAX_TRIALS = 100_000
 
 
 class TunesmithOracle(keras_tuner.Oracle):

@@ -39,13 +39,12 @@ from optuna.trial import FrozenTrial, TrialState
 from service.client import Client, ServerUnavailable
 from service.errors import InvalidConfiguration
 from service.integrations.optuna_space import mirror_param, mirror_params
-from service.integrations.remote import RemoteStudy, study_spec
+from service.integrations.remote import MAX_TRIALS, RemoteStudy, study_spec
 from service.schemas import TrialLeased, TrialPublic
 from service.space import SearchSpace
 
 logger = logging.getLogger(__name__)
 
-MAX_TRIALS = 100_000
 _POLL_SECONDS = 0.05
 
 

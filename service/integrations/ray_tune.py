@@ -49,11 +49,9 @@ from ray.tune.stopper import Stopper
 
 from service.client import Client
 from service.integrations.ray_space import RaySpace
-from service.integrations.remote import RemoteStudy, study_spec
+from service.integrations.remote import MAX_TRIALS, RemoteStudy, study_spec
 
 logger = logging.getLogger(__name__)
-
-MAX_TRIALS = 100_000
 
 
 class TunesmithSearch(Searcher):

@@ -31,6 +31,7 @@ from service.space import SearchSpace
 logger = logging.getLogger(__name__)
 
 DEFAULT_BEAT_SECONDS = 15.0
+MAX_TRIALS = 100_000  # the largest budget a study accepts (`schemas.Budget`)
 
 
 def study_spec(
