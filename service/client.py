@@ -207,6 +207,31 @@ class Client:
             if not page.data or offset >= page.count:
                 return None
 
+    def get_or_create_study(self, spec: StudyCreate | Mapping[str, Any]) -> StudyPublic:
+        """The study named like `spec`, created from `spec` when no study has that name.
+
+        Safe when several processes call it at once with the same name: one creates the study
+        and the others get it (a creation refused with 409 looks the name up again). An
+        existing study is returned as stored: its space, direction and budget may differ
+        from `spec`, so compare them where that matters. Raises ApiError as `create_study`.
+        """
+        body = (
+            spec.model_dump(mode="json", exclude_none=True)
+            if isinstance(spec, BaseModel)
+            else dict(spec)
+        )
+        name = str(body["name"])
+        existing = self.find_study(name)
+        if existing is not None:
+            return existing
+        try:
+            return self.create_study(body)
+        except ApiError as exc:
+            found = self.find_study(name) if exc.status == 409 else None
+            if found is None:
+                raise
+            return found
+
     def export_study(self, study_id: int) -> dict[str, Any]:
         data: dict[str, Any] = self.request("GET", f"/studies/{study_id}/export").json()
         return data

@@ -1,0 +1,204 @@
+"""Optuna's sampler seam: TunesmithSampler next to Optuna's GPSampler and TPESampler, one run.
+
+Every sampler runs Optuna's ask/tell loop on the optimizer suite of bench/optimizer.py (same
+functions, budgets and regret), one suggestion at a time. `gp-auto (service)` is the
+service's `gp` strategy driven as the scheduler drives it (bench/optimizer.py's `run_ours`):
+TunesmithSampler runs the same engine, so the two should rank alike. Each (function,
+sampler, seed) run is one JSON line appended to bench/results/optuna_sampler_runs.jsonl as
+it finishes; a rerun skips the runs the file holds; `--report` prints the markdown table and
+writes bench/results/optuna_sampler.md.
+
+    python bench/optuna_sampler.py --seeds 5 --jobs 2
+    python bench/optuna_sampler.py --report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import numpy as np
+import optuna
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from optimizer import REGRET_FLOOR, Problem, _mean_ranks, _optuna_sampler, problems, run_ours
+
+from service.integrations.optuna import TunesmithSampler
+from service.optimizer.peers import optuna_distributions
+
+logger = logging.getLogger("bench.optuna_sampler")
+RESULTS = Path(__file__).resolve().parent / "results"
+RUNS = RESULTS / "optuna_sampler_runs.jsonl"
+SAMPLERS = ("tunesmith-sampler", "gp-auto (service)", "optuna-gp", "optuna-tpe", "random")
+OPTUNA_SAMPLERS = ("tunesmith-sampler", "optuna-gp", "optuna-tpe", "random")
+
+
+def _sampler(name: str, seed: int) -> Any:
+    if name == "tunesmith-sampler":
+        return TunesmithSampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return _optuna_sampler(name, seed)
+
+
+def run_sampler(problem: Problem, name: str, seed: int) -> list[dict[str, Any]]:
+    """The configurations an Optuna sampler chooses, one ask/tell at a time."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    dists = optuna_distributions(problem.space)
+    configs: list[dict[str, Any]] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study = optuna.create_study(sampler=_sampler(name, seed))
+        for _ in range(problem.budget):
+            trial = study.ask(dists)
+            config = problem.space.validate(trial.params)
+            study.tell(trial, problem.f(config))
+            configs.append(config)
+    return configs
+
+
+def run_one(task: tuple[str, str, int]) -> dict[str, Any]:
+    fname, name, seed = task
+    problem = problems()[fname]
+    started = time.perf_counter()
+    if name == "gp-auto (service)":
+        configs = run_ours(problem, "gp-auto", seed, 1)
+    else:
+        configs = run_sampler(problem, name, seed)
+    seconds = time.perf_counter() - started
+    best = np.minimum.accumulate([problem.f(c) for c in configs])
+    regret = np.maximum(best - problem.f_opt, REGRET_FLOOR)
+    keys = [problem.space.key(c) for c in configs]
+    return {
+        "function": fname,
+        "sampler": name,
+        "seed": seed,
+        "budget": problem.budget,
+        "log10_regret": float(np.log10(regret[-1])),
+        "duplicates": len(keys) - len(set(keys)),
+        "seconds": round(seconds, 2),
+    }
+
+
+def _load() -> list[dict[str, Any]]:
+    if not RUNS.exists():
+        return []
+    return [json.loads(line) for line in RUNS.read_text().splitlines() if line.strip()]
+
+
+def _same_engine_p(cells: dict[tuple[str, str], list[float]], fname: str) -> str:
+    from scipy.stats import mannwhitneyu
+
+    ours = cells.get((fname, "tunesmith-sampler"))
+    service = cells.get((fname, "gp-auto (service)"))
+    if not ours or not service:
+        return ""
+    return f"{mannwhitneyu(ours, service).pvalue:.2f}"
+
+
+def report() -> str:
+    runs = _load()
+    fnames = [f for f in problems() if any(r["function"] == f for r in runs)]
+    names = [s for s in SAMPLERS if any(r["sampler"] == s for r in runs)]
+    cells: dict[tuple[str, str], list[float]] = {}
+    seconds: dict[str, list[float]] = {}
+    dups: dict[str, int] = {}
+    for r in runs:
+        cells.setdefault((r["function"], r["sampler"]), []).append(r["log10_regret"])
+        seconds.setdefault(r["sampler"], []).append(r["seconds"] / r["budget"])
+        dups[r["sampler"]] = dups.get(r["sampler"], 0) + r["duplicates"]
+    med = {k: float(np.median(v)) for k, v in cells.items()}
+    ranks = _mean_ranks(med, names, fnames)
+    peers = _mean_ranks(med, [s for s in names if s in OPTUNA_SAMPLERS], fnames)
+    lines = [
+        "## TunesmithSampler on the optimizer suite, next to Optuna's samplers (one run)",
+        "",
+        "Generated by `python bench/optuna_sampler.py --report`. Median final log10 simple",
+        "regret (lower is better; seeds in brackets), 40 evaluations for d <= 3, 80 otherwise,",
+        "one ask/tell at a time through Optuna. `gp-auto (service)`: the service's strategy",
+        "without Optuna, for comparison. Mean ranks are over the functions every sampler ran.",
+        "`p`: Mann-Whitney U test of TunesmithSampler's final regrets against the service's",
+        "(a small p would mean the sampler does not behave like the engine it wraps).",
+        "",
+        "| function | " + " | ".join(names) + " | p |",
+        "|---|" + "---|" * (len(names) + 1),
+    ]
+    for f in fnames:
+        row = [
+            f"{np.median(cells[(f, s)]):.2f} ({len(cells[(f, s)])})" if (f, s) in cells else ""
+            for s in names
+        ]
+        lines.append(f"| {f} | " + " | ".join(row) + f" | {_same_engine_p(cells, f)} |")
+    lines.append("| mean rank | " + " | ".join(f"{ranks.get(s, 0):.2f}" for s in names) + " | |")
+    lines.append(
+        "| mean rank, Optuna samplers only | "
+        + " | ".join(f"{peers[s]:.2f}" if s in peers else "-" for s in names)
+        + " | |"
+    )
+    lines.append(
+        "| seconds per trial (median) | "
+        + " | ".join(f"{np.median(seconds[s]):.3f}" for s in names)
+        + " | |"
+    )
+    lines.append("| duplicates | " + " | ".join(str(dups.get(s, 0)) for s in names) + " | |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--functions", nargs="*", default=None)
+    parser.add_argument("--samplers", nargs="*", default=list(SAMPLERS))
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--report", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.report:
+        text = report()
+        (RESULTS / "optuna_sampler.md").write_text(text)
+        sys.stdout.write(text)
+        return
+    done = {(r["function"], r["sampler"], r["seed"]) for r in _load()}
+    tasks = [
+        (f, s, seed)
+        for seed in range(args.seeds)
+        for f in args.functions or list(problems())
+        for s in args.samplers
+        if (f, s, seed) not in done
+    ]
+    with RUNS.open("a") as fh:
+        if args.jobs > 1:
+            from multiprocessing import get_context
+
+            with get_context("spawn").Pool(args.jobs) as pool:
+                outputs = pool.imap_unordered(run_one, tasks)
+                for out in outputs:
+                    fh.write(json.dumps(out) + "\n")
+                    fh.flush()
+                    logger.info("%s", out)
+        else:
+            for task in tasks:
+                out = run_one(task)
+                fh.write(json.dumps(out) + "\n")
+                fh.flush()
+                logger.info("%s", out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""The README's examples for Optuna, KerasTuner and Ray Tune run, as written, against a server."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.support import ServerProcess, finished
+
+# Three fresh interpreters (TensorFlow, a local Ray cluster): about 70 s at load average 6.
+pytestmark = [pytest.mark.slow, pytest.mark.tf, pytest.mark.timeout(900)]
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+SECTION = "### Using tunesmith from Optuna, KerasTuner and Ray Tune"
+
+
+def _examples() -> list[str]:
+    text = README.read_text()
+    start = text.index(SECTION)
+    end = re.compile(r"^##", re.M).search(text, start + len(SECTION))
+    section = text[start : end.start() if end else len(text)]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def test_the_section_has_one_example_per_library() -> None:
+    libraries = [re.search(r"from service\.integrations\.(\w+)", e) for e in _examples()]
+    assert [m.group(1) for m in libraries if m] == ["optuna", "keras_tuner", "ray_tune"]
+
+
+def test_the_examples_run_against_a_server(
+    start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    for library in ("optuna", "keras_tuner", "ray.tune"):
+        pytest.importorskip(library)
+    server = start_server()
+    env = {
+        **server.env(),
+        "HOME": str(tmp_path),  # Ray's and Keras's files stay in the test's folder
+        "PYTHONPATH": str(README.parent),
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    for i, code in enumerate(_examples()):
+        script = tmp_path / f"example_{i}.py"
+        script.write_text(code)
+        done = subprocess.run(
+            [sys.executable, str(script)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+    client = server.client()
+    expected = {"optuna-quad": 30, "digits-mlp": 3, "ray-quad": 6}
+    for name, n_trials in expected.items():
+        study = client.find_study(name)
+        assert study is not None, name
+        assert finished(study) == n_trials, (name, study.counts)
+    assert os.path.isdir(tmp_path / "digits-mlp")
