@@ -329,6 +329,11 @@ class Client:
             f"/trials/{trial.id}/heartbeat", TrialPublic, {"lease_token": trial.lease_token}
         )
 
+    def record_dataset(self, trial: TrialLeased, record: Mapping[str, Any]) -> TrialPublic:
+        """Tells the server which data the trial trains on (a trainer's dataset record)."""
+        body = {"lease_token": trial.lease_token, "dataset": dict(record)}
+        return self._post(f"/trials/{trial.id}/dataset", TrialPublic, body)
+
     def complete(self, trial: TrialLeased, value: float) -> TrialPublic:
         body = {"lease_token": trial.lease_token, "value": value}
         return self._post(f"/trials/{trial.id}/complete", TrialPublic, body)

@@ -162,6 +162,10 @@ class StudyPublic(_FromRow):
     )
     suggest_retry_at: datetime | None
     warnings: list[str]
+    datasets: list[StudyDataset] = Field(
+        default_factory=list,
+        description="The datasets its trials trained on (a fallback is also a warning).",
+    )
     counts: dict[str, int]
     n_trials: int
     best: BestTrial | None
@@ -178,6 +182,32 @@ class StudyPublic(_FromRow):
 class StudiesPublic(BaseModel):
     data: list[StudyPublic]
     count: int
+
+
+DatasetSource = Literal["downloaded", "cache", "path", "bundled", "fallback"]
+
+
+class DatasetRecord(BaseModel):
+    """The data a trial trained on, as its trainer recorded it (objectives.data): where it
+    came from (`fallback`: the bundled digits standing in for `fallback_for`, with the
+    `reason`), its sizes and the SHA-256 of the arrays actually used."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    source: DatasetSource
+    location: str = Field(max_length=1000)
+    n_train: int = Field(ge=0, le=2**31 - 1)
+    n_val: int = Field(ge=0, le=2**31 - 1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    fallback_for: str | None = Field(default=None, max_length=100)
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class StudyDataset(DatasetRecord):
+    """A dataset the study's trials trained on, and on how many of them."""
+
+    trials: int = Field(ge=1)
 
 
 class TrialPublic(_FromRow):
@@ -198,6 +228,7 @@ class TrialPublic(_FromRow):
     started_at: datetime | None
     finished_at: datetime | None
     lease_expires_at: datetime | None
+    dataset: DatasetRecord | None = None
     duration_seconds: float | None = None
 
 
@@ -225,6 +256,10 @@ class SuggestionsPublic(BaseModel):
 
 class LeaseBody(_Request):
     lease_token: str = Field(min_length=1, max_length=64)
+
+
+class DatasetCreate(LeaseBody):
+    dataset: DatasetRecord
 
 
 class ReportCreate(LeaseBody):

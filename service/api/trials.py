@@ -11,6 +11,7 @@ from service.api.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND, Responses
 from service.api.views import trial_detail, trial_public
 from service.schemas import (
     CompleteCreate,
+    DatasetCreate,
     FailCreate,
     LeaseBody,
     ReportCreate,
@@ -42,6 +43,14 @@ def report(trial_id: TrialId, body: ReportCreate, ctx: ContextDep, _: Evaluator)
 @router.post("/{trial_id}/heartbeat", operation_id="heartbeat_trial", responses=GUARDED)
 def heartbeat(trial_id: TrialId, body: LeaseBody, ctx: ContextDep, _: Evaluator) -> TrialPublic:
     return trial_public(ctx.lifecycle.heartbeat(trial_id, body.lease_token))
+
+
+@router.post("/{trial_id}/dataset", operation_id="record_trial_dataset", responses=GUARDED)
+def dataset(trial_id: TrialId, body: DatasetCreate, ctx: ContextDep, _: Evaluator) -> TrialPublic:
+    """The data the running trial trains on (name, source, sizes, content hash), as its
+    trainer recorded it; a fallback to the bundled digits also becomes a study warning.
+    Repeating it changes nothing."""
+    return trial_public(ctx.lifecycle.record_dataset(trial_id, body.lease_token, body.dataset))
 
 
 @router.post("/{trial_id}/complete", operation_id="complete_trial", responses=GUARDED)

@@ -138,6 +138,12 @@ def cmd_study_show(args: argparse.Namespace) -> int:
     print("  trials: " + ", ".join(f"{k} {v}" for k, v in study.counts.items() if v))
     if study.best:
         print(f"  best: {study.best.value:.6g} (trial {study.best.number}) {study.best.params}")
+    for d in study.datasets:
+        stands_in = f" standing in for {d.fallback_for}" if d.fallback_for else ""
+        print(
+            f"  data: {d.name} ({d.source}{stands_in}: {d.location}; {d.n_train} train / "
+            f"{d.n_val} val, sha256 {d.sha256[:12]}) in {d.trials} trial(s)"
+        )
     for warning in study.warnings:
         print(f"  warning: {warning}")
     return 0

@@ -18,10 +18,12 @@ from functools import partial
 from sqlalchemy.orm import Session
 
 from service.core import machine
+from service.core.datasets import record_dataset
 from service.core.scheduling import LeasePolicy
 from service.core.study_end import maybe_finish, maybe_stop_after_failures
 from service.domain import TrialState
 from service.policies.pruning import peer_states, should_prune
+from service.schemas import DatasetRecord
 from service.specs import parse_pruning
 from service.store import reader
 from service.store import repository as repo
@@ -110,6 +112,17 @@ class TrialLifecycle:
             if state == TrialState.FAILED:
                 maybe_stop_after_failures(session, study)
             maybe_finish(session, study)
+            return trial
+
+    def record_dataset(self, trial_id: int, token: str, record: DatasetRecord) -> Trial:
+        """The data the running trial trains on (see service.core.datasets)."""
+        with self.db.write() as session:
+            # The study row first, then the trial's: the order every writer locks them in.
+            study_id = repo.get_trial(session, trial_id).study_id
+            study = repo.get_study(session, study_id, lock=True)
+            trial = repo.get_trial(session, trial_id, lock=True)
+            machine.check_lease(trial, token, utcnow())
+            record_dataset(study, trial, record)
             return trial
 
     def release(self, trial_id: int, token: str) -> Trial:

@@ -504,3 +504,56 @@ def test_events_once_sends_the_study(client: TestClient) -> None:
     token_query = f"/api/v1/studies/{study['id']}/events?once=true&access_token={ADMIN}"
     assert client.get(token_query).status_code == 200
     assert client.get(f"/api/v1/studies/{study['id']}/events?once=true").status_code == 401
+
+
+def _dataset(**changes: Any) -> dict[str, Any]:
+    record = {
+        "name": "mnist",
+        "source": "cache",
+        "location": "/root/.keras/datasets/mnist.npz",
+        "n_train": 48000,
+        "n_val": 12000,
+        "sha256": "ab" * 32,
+        "fallback_for": None,
+        "reason": None,
+    }
+    return {**record, **changes}
+
+
+def test_a_trial_records_its_dataset_and_a_fallback_is_a_study_warning(
+    client: TestClient,
+) -> None:
+    study = external(client)
+    trials = suggest(client, study["id"], 3)
+    real = _dataset()
+    fallback = _dataset(
+        name="digits",
+        source="fallback",
+        location="scikit-learn digits 28x28",
+        n_train=1438,
+        n_val=359,
+        sha256="cd" * 32,
+        fallback_for="mnist",
+        reason="TUNESMITH_OFFLINE is set",
+    )
+    for trial, record in zip(trials, (real, real, fallback), strict=True):
+        body = {"lease_token": trial["lease_token"], "dataset": record}
+        url = f"/api/v1/trials/{trial['id']}/dataset"
+        assert client.post(url, json=body, headers=AUTH).status_code == 200
+        assert client.post(url, json=body, headers=AUTH).status_code == 200, "a retry is fine"
+    shown = client.get(f"/api/v1/trials/{trials[2]['id']}", headers=AUTH).json()
+    assert shown["dataset"] == fallback
+    got = client.get(f"/api/v1/studies/{study['id']}", headers=AUTH).json()
+    assert [(d["name"], d["source"], d["trials"]) for d in got["datasets"]] == [
+        ("mnist", "cache", 2),
+        ("digits", "fallback", 1),
+    ]
+    assert (
+        "trials trained on scikit-learn digits 28x28 standing in for mnist "
+        "(TUNESMITH_OFFLINE is set)" in got["warnings"]
+    )
+    stale = {"lease_token": "not-the-lease", "dataset": real}
+    url = f"/api/v1/trials/{trials[0]['id']}/dataset"
+    assert client.post(url, json=stale, headers=AUTH).status_code == 409
+    bad = {"lease_token": trials[0]["lease_token"], "dataset": _dataset(sha256="xyz")}
+    assert "dataset.sha256" in locs(client.post(url, json=bad, headers=AUTH))

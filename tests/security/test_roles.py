@@ -68,6 +68,7 @@ ROUTES: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", f"{P}/trials/{{trial_id}}"): READ,
     ("POST", f"{P}/trials/{{trial_id}}/report"): EVALUATE,
     ("POST", f"{P}/trials/{{trial_id}}/heartbeat"): EVALUATE,
+    ("POST", f"{P}/trials/{{trial_id}}/dataset"): EVALUATE,
     ("POST", f"{P}/trials/{{trial_id}}/complete"): EVALUATE,
     ("POST", f"{P}/trials/{{trial_id}}/fail"): EVALUATE,
     ("POST", f"{P}/trials/{{trial_id}}/release"): EVALUATE,

@@ -146,6 +146,16 @@ function header(ctx, refresh) {
         )
       : null,
     study.warnings.map((w) => notice(w, "warn")),
+    study.datasets?.length
+      ? h(
+          "p",
+          { class: "muted small", id: "study-datasets" },
+          "Data: ",
+          study.datasets
+            .map((d) => `${d.name} (${d.source}, ${d.n_train} train / ${d.n_val} val, ${d.trials} trial${d.trials === 1 ? "" : "s"})`)
+            .join("; "),
+        )
+      : null,
   );
 }
 

@@ -59,6 +59,13 @@ function view(trial, study) {
       ),
       h("h1", {}, `Trial #${trial.number} `, badge(trial.state)),
       trial.error ? notice(`Error: ${trial.error}`, "error") : null,
+      trial.dataset?.source === "fallback"
+        ? notice(
+            `Trained on ${trial.dataset.location}, standing in for ${trial.dataset.fallback_for}` +
+              (trial.dataset.reason ? ` (${trial.dataset.reason})` : ""),
+            "warn",
+          )
+        : null,
       h(
         "div",
         { class: "grid-2" },
@@ -70,6 +77,7 @@ function view(trial, study) {
           ["attempts", trial.attempt],
           ["seed", trial.seed],
           ["suggested by", suggestionInfo(trial)],
+          ["dataset", datasetLine(trial.dataset)],
           ["started", when(trial.started_at)],
           ["finished", when(trial.finished_at)],
         ]),
@@ -115,6 +123,15 @@ function view(trial, study) {
     ),
   ];
   return { page, curve };
+}
+
+export function datasetLine(d) {
+  if (!d) return "—";
+  return h(
+    "span",
+    { id: "trial-dataset", title: `sha256 ${d.sha256}` },
+    `${d.name} (${d.source}: ${d.location}; ${d.n_train} train / ${d.n_val} val, sha256 ${d.sha256.slice(0, 12)})`,
+  );
 }
 
 export async function render(main, trialId) {
