@@ -3,13 +3,17 @@
 - `TrainerArgs`: the arguments every trainer accepts (data, epochs, split, mixed precision,
   time limit); each trainer's argument model subclasses it.
 - `merge_params`: a trial's parameters over the trainer's recipe defaults, so a study may
-  search a subset of the default space.
+  search a subset of the default space; a parameter the configuration does not use is
+  refused (a study never searches a dead dimension).
+- `trial_data`: the trial's split of a loaded dataset, noted on the context.
 - `TrialMonitor`: the per-epoch rules (finite losses, one `ctx.report` per epoch, pruning,
   time limit) and the metric history written to the artifact directory.
 
 Rules:
 - A non-finite loss or metric raises `TrialDiverged` at once.
 - `ctx.report` is called exactly once per finished epoch with the validation metric.
+- `ctx.note_dataset` is called once, by `trial_data`, before the first epoch; summary.json
+  carries the same record under "dataset".
 - When `ctx.report` returns True before the time limit, the trial is pruned: `result()`
   raises `TrialPruned`. When the time limit (the earlier of `ctx.deadline` and
   `args.time_limit`) has passed, training stops and `result()` returns the last value.
@@ -22,14 +26,14 @@ import json
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from objectives.base import TrialContext, TrialDiverged, TrialPruned
-from objectives.data import Images, Split, split
+from objectives.data import DataOptions, Images, Split, split
 from objectives.images import save_curves
 
 log = logging.getLogger(__name__)
@@ -40,9 +44,9 @@ class TrainerArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data_path: str | None = Field(
-        default=None,
-        description="Dataset file or folder; default: the Keras cache, else scikit-learn digits.",
+    data: DataOptions = Field(
+        default_factory=DataOptions,
+        description="Where the dataset comes from and whether a fallback is acceptable.",
     )
     epochs: int = Field(default=10, ge=1, le=10_000)
     train_size: int | None = Field(
@@ -63,12 +67,43 @@ class TrainerArgs(BaseModel):
     )
     images: bool = Field(default=True, description="Write PNG artifacts.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _data_path_alias(cls, values: Any) -> Any:
+        """`data_path` (the arguments' earlier, flat form, still in stored studies) is
+        `data.path`; giving both is an error."""
+        if not isinstance(values, Mapping) or "data_path" not in values:
+            return values
+        out = dict(values)
+        path = out.pop("data_path")
+        data = dict(out.get("data") or {})
+        if path is not None:
+            if data.get("path") not in (None, path):
+                raise ValueError(f"data_path ({path!r}) and data.path ({data['path']!r}) differ")
+            data["path"] = path
+        out["data"] = data
+        return out
 
-def merge_params(defaults: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """Returns `params` over `defaults`; raises ValueError naming any unknown parameter."""
+
+def merge_params(
+    defaults: Mapping[str, Any],
+    params: Mapping[str, Any],
+    *,
+    unused: Collection[str] = (),
+    because: str = "",
+) -> dict[str, Any]:
+    """Returns `params` over `defaults`.
+
+    Raises ValueError naming any parameter that is not in `defaults`, or that is in
+    `unused` (a parameter this configuration ignores; `because` says why).
+    """
     unknown = sorted(set(params) - set(defaults))
     if unknown:
         raise ValueError(f"unknown parameters {unknown}; this objective takes {sorted(defaults)}")
+    dead = sorted(set(params) & set(unused))
+    if dead:
+        raise ValueError(f"parameters {dead} are not used {because}; remove them from the "
+                         f"study's space")
     return {**defaults, **params}
 
 
@@ -88,12 +123,17 @@ def check_finite(where: str, values: Mapping[str, Any]) -> None:
             raise TrialDiverged(f"{name} is {v} at {where}")
 
 
-def trial_split(data: Images, args: TrainerArgs, ctx: TrialContext) -> Split:
-    """The trial's train/validation split, seeded by `args.split_seed` or else the trial seed."""
+def trial_data(data: Images, args: TrainerArgs, ctx: TrialContext) -> Split:
+    """The trial's train/validation split (seeded by `args.split_seed`, else the trial seed),
+    noted on `ctx` with `ctx.note_dataset` and logged."""
     seed = args.split_seed if args.split_seed is not None else ctx.seed
-    return split(
+    parts = split(
         data, seed=seed, validation_fraction=args.validation_fraction, train_size=args.train_size
     )
+    ctx.note_dataset(parts.record.as_dict())
+    log.info("trial %s (study %s) trains on %s", ctx.trial_id, ctx.study_id,
+             parts.record.summary())
+    return parts
 
 
 class TrialMonitor:
@@ -172,6 +212,7 @@ class TrialMonitor:
             "pruned": self.pruned,
             "timed_out": self.timed_out,
             "seconds": time.monotonic() - self.started,
+            "dataset": self.ctx.dataset,
         }
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         if not images or not self.history:

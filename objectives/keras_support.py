@@ -1,13 +1,23 @@
 """Keras plumbing shared by the built-in trainers; imported only inside trainer modules.
 
+Works on the TensorFlow, JAX and torch backends of Keras 3 (the backend is fixed when
+`keras` is first imported: KERAS_BACKEND or ~/.keras/keras.json).
+
 `setup` must run at the start of every trial, before any model is built:
-- thread limits from `ctx.threads` (TensorFlow fixes them when its runtime starts, so a
-  long-lived worker keeps the first trial's limits; a different later value is logged);
-- GPU memory growth on the GPU(s) this worker sees (the worker pins one through
-  CUDA_VISIBLE_DEVICES before TensorFlow is imported; if several are visible, `ctx.device`
-  picks one); on JAX, no preallocation;
-- a fresh Keras session, `keras.utils.set_random_seed(ctx.seed)`, optional deterministic
-  kernels, and the mixed-precision policy (float16 on GPU, bfloat16 on CPU).
+- thread limits from `ctx.threads`: TensorFlow's intra/inter-op pools (fixed when its
+  runtime starts, so a long-lived worker keeps the first trial's limits; a different later
+  value is logged); torch's `set_num_threads`; on JAX, one thread means XLA's Eigen pool is
+  switched off (`--xla_cpu_multi_thread_eigen=false`, which must be set before JAX's first
+  computation in the process), and XLA has no cap for more threads than one (the worker's
+  CPU affinity, if any, is what bounds it);
+- GPU use: TensorFlow grows GPU memory instead of claiming it all and, when several GPUs
+  are visible, uses `ctx.device` (the worker normally pins one through
+  CUDA_VISIBLE_DEVICES before any framework is imported); JAX does not preallocate
+  (XLA_PYTHON_CLIENT_PREALLOCATE=false, set on import of this module);
+- a fresh Keras session, `keras.utils.set_random_seed(ctx.seed)` (Python, NumPy and the
+  backend's generator), optional deterministic kernels (TensorFlow op determinism; torch
+  deterministic algorithms; XLA's deterministic GPU ops on JAX, set before its first
+  computation), and the mixed-precision policy (float16 on GPU, bfloat16 on CPU).
 
 `EpochCallback` applies `objectives.common.TrialMonitor` to `model.fit`: it checks every
 batch's loss, stops at the time limit, reports each epoch, and stops when pruned.
@@ -16,12 +26,10 @@ batch's loss, stops at the time limit, reports each epoch, and stops when pruned
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
+import math
 import os
-from collections.abc import Mapping
-from pathlib import Path
-from types import TracebackType
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -33,6 +41,7 @@ from keras import ops
 
 from objectives.base import TrialContext
 from objectives.common import TrainerArgs, TrialMonitor, check_finite
+from objectives.summaries import SummaryWriter
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +50,16 @@ OPTIMIZERS = ("adam", "rmsprop", "sgd")
 
 def setup(ctx: TrialContext, args: TrainerArgs) -> None:
     """Prepares the process for one trial; see the module docstring."""
-    gpu = False
-    if keras.backend.backend() == "tensorflow":
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
         gpu = _setup_tensorflow(ctx, deterministic=args.deterministic)
+    elif backend == "jax":
+        gpu = _setup_jax(ctx, deterministic=args.deterministic)
+    elif backend == "torch":
+        gpu = _setup_torch(ctx, deterministic=args.deterministic)
+    else:
+        raise RuntimeError(f"Keras backend {backend!r} cannot train these models; use "
+                           f"tensorflow, jax or torch (KERAS_BACKEND)")
     keras.backend.clear_session()
     keras.utils.set_random_seed(ctx.seed)
     policy = ("mixed_float16" if gpu else "mixed_bfloat16") if args.mixed_precision else "float32"
@@ -76,6 +92,48 @@ def _setup_tensorflow(ctx: TrialContext, *, deterministic: bool) -> bool:
     return bool(gpus)
 
 
+def _setup_jax(ctx: TrialContext, *, deterministic: bool) -> bool:
+    """XLA flags (before JAX's first computation only); returns whether a GPU is used."""
+    import jax
+    from jax._src import xla_bridge  # the one place that knows whether XLA has started
+
+    wanted = []
+    if ctx.threads == 1:
+        wanted.append("--xla_cpu_multi_thread_eigen=false")
+    if deterministic:
+        wanted.append("--xla_gpu_deterministic_ops=true")
+    current = os.environ.get("XLA_FLAGS", "")
+    missing = [flag for flag in wanted if flag.split("=")[0] not in current]
+    if missing and xla_bridge.backends_are_initialized():
+        log.info("XLA has started in this process; %s not applied to trial %s",
+                 " ".join(missing), ctx.trial_id)
+    elif missing:
+        os.environ["XLA_FLAGS"] = " ".join([current, *missing]).strip()
+    gpus = [d for d in jax.devices() if d.platform == "gpu"]
+    if len(gpus) > 1:
+        log.warning("trial %s sees %d GPUs; JAX computes on %s", ctx.trial_id, len(gpus), gpus[0])
+    return bool(gpus)
+
+
+def _setup_torch(ctx: TrialContext, *, deterministic: bool) -> bool:
+    """Threads and deterministic algorithms; returns whether a GPU is used."""
+    import torch
+
+    if ctx.threads:
+        torch.set_num_threads(ctx.threads)
+        with contextlib.suppress(RuntimeError):  # fixed once torch has run parallel work
+            torch.set_num_interop_threads(max(1, min(2, ctx.threads)))
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    gpu = torch.cuda.is_available()
+    if gpu and torch.cuda.device_count() > 1:
+        log.warning("trial %s sees %d GPUs; torch computes on cuda:%d", ctx.trial_id,
+                    torch.cuda.device_count(), torch.cuda.current_device())
+    return gpu
+
+
 def _set_threads(tf: Any, threads: int) -> None:
     inter = max(1, min(2, threads))
     try:
@@ -98,6 +156,29 @@ def optimizer(name: str, learning_rate: Any, **kwargs: Any) -> keras.optimizers.
     raise ValueError(f"unknown optimizer {name!r}; choose one of {OPTIMIZERS}")
 
 
+class HeUniform(keras.initializers.Initializer):
+    """He-uniform weights (uniform in +-sqrt(6 / fan_in), fan_in as Keras computes it) drawn
+    with NumPy from a generator seeded once: the same weights on every backend for a seed.
+
+    Keras's own random initializers run the backend's random kernels; JAX compiles one per
+    weight shape, which took minutes on a CPU for FC-DenseNet's hundreds of shapes.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+
+    def __call__(self, shape: Sequence[int], dtype: Any = None) -> np.ndarray:
+        receptive = math.prod(shape[:-2]) if len(shape) > 2 else 1
+        fan_in = max(1, (shape[-2] if len(shape) > 1 else shape[-1]) * receptive)
+        limit = math.sqrt(6.0 / fan_in)
+        values = self._rng.uniform(-limit, limit, size=tuple(shape))
+        return values.astype(keras.backend.standardize_dtype(dtype or "float32"))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"seed": self.seed}
+
+
 def binary_crossentropy(target: Any, output: Any) -> Any:
     """Element-wise binary cross-entropy of probabilities, clipped to [eps, 1 - eps].
 
@@ -114,55 +195,6 @@ def binary_crossentropy(target: Any, output: Any) -> Any:
 def mean_binary_crossentropy(y_true: Any, y_pred: Any) -> Any:
     """A Keras loss: `binary_crossentropy` averaged over the last axis."""
     return ops.mean(binary_crossentropy(y_true, y_pred), axis=-1)
-
-
-class SummaryWriter:
-    """TensorBoard event files under `log_dir` (no-op without TensorFlow and TensorBoard).
-
-    Use as a context manager; scalars and images are written per epoch.
-    """
-
-    def __init__(self, log_dir: Path, *, enabled: bool = True) -> None:
-        self._writer: Any = None
-        if enabled and keras.backend.backend() == "tensorflow":
-            if importlib.util.find_spec("tensorboard") is None:
-                log.warning("tensorboard is not installed; no TensorBoard logs in %s", log_dir)
-                return
-            import tensorflow as tf
-
-            self._tf = tf
-            self._writer = tf.summary.create_file_writer(str(log_dir))
-
-    def scalars(self, step: int, values: Mapping[str, float]) -> None:
-        if self._writer is None:
-            return
-        with self._writer.as_default(step=step):
-            for name, value in values.items():
-                self._tf.summary.scalar(name, value)
-
-    def images(self, name: str, step: int, images: np.ndarray, max_outputs: int = 16) -> None:
-        """`images` (n, h, w, c) in [0, 1]."""
-        if self._writer is None:
-            return
-        with self._writer.as_default(step=step):
-            self._tf.summary.image(name, np.clip(images, 0, 1), max_outputs=max_outputs)
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.flush()
-            self._writer.close()
-            self._writer = None
-
-    def __enter__(self) -> SummaryWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class EpochCallback(keras.callbacks.Callback):

@@ -179,8 +179,9 @@ class Worker:
         self._send(f"trial {trial.id}", lambda: self.client.complete(trial, value))
 
     def _send(self, tag: str, call: Callable[[], object]) -> bool:
-        """Sends a trial's end; a failure is logged, not raised: without a result the lease
-        expires and the trial runs again, so nothing is lost. True when it arrived."""
+        """Sends a trial's end (or its dataset record); a failure is logged, not raised:
+        without a result the lease expires and the trial runs again, so nothing is lost. True
+        when it arrived."""
         try:
             call()
             return True
@@ -221,12 +222,16 @@ class Worker:
             last.append(value)
             return pruned
 
+        def note_dataset(record: dict[str, Any]) -> None:
+            self._send(f"{tag} dataset", lambda: self.client.record_dataset(trial, record))
+
         ctx = TrialContext(
             trial_id=trial.id,
             study_id=trial.study_id,
             seed=trial.seed,
             artifact_dir=artifact_dir,
             report_fn=report,
+            dataset_fn=note_dataset,
             device=self.options.gpu,
             threads=self.options.threads,
         )

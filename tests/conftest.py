@@ -16,6 +16,7 @@ from tests.support import (
 )
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TUNESMITH_OFFLINE", "1")
 
 
 def _require_pg() -> None:

@@ -10,12 +10,11 @@ of a small classifier trained once per dataset and cached on disk (minimize).
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from objectives.base import Objective
 from objectives.common import TrainerArgs
+from objectives.data import ImageDataset
 
 DEFAULTS = {
     "generator_lr": 2e-4,
@@ -29,7 +28,10 @@ DEFAULTS = {
 
 
 class GANArgs(TrainerArgs):
-    dataset: Literal["mnist", "fashion_mnist"] = "fashion_mnist"
+    dataset: ImageDataset = Field(
+        default="fashion_mnist",
+        description="fashion_mnist | mnist | digits (bundled, 8x8 resized).",
+    )
     image_size: int = Field(default=28, ge=8, le=128)
     epochs: int = Field(default=20, ge=1, le=10_000)
     frechet_samples: int = Field(
@@ -60,6 +62,7 @@ GAN = Objective(
         "dropout": {"type": "float", "low": 0.0, "high": 0.6},
         "batch_size": {"type": "int", "low": 32, "high": 256, "log": True},
     },
+    defaults=DEFAULTS,
     train="objectives.gan.trainer:train",
     args_model=GANArgs,
 )

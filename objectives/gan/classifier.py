@@ -2,9 +2,10 @@
 
 The classifier (Flatten -> Dense 256 -> Dense 64 "features" -> Dense classes) is trained
 with seed 0 on every image of the dataset and saved as
-`<cache_dir>/gan-features-<digest>.keras`, the digest naming the exact images, labels and
-classifier recipe. Concurrent workers may both train it; the file is written to a temporary
-name and renamed, so readers never see a partial file. It resets Keras's global seed: set
+`<cache_dir>/gan-features-<digest>.keras`, the digest naming the dataset's content hash
+(the exact images and labels) and the classifier recipe; every Keras backend reads the
+file. Concurrent workers may both train it; the file is written to a temporary name and
+renamed, so readers never see a partial file. It resets Keras's global seed: set
 the trial's seed again afterwards.
 """
 
@@ -16,7 +17,6 @@ import os
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from objectives.data import Images
 
@@ -35,11 +35,8 @@ def cache_dir(configured: str | None) -> Path:
 
 def feature_extractor(data: Images, directory: Path, *, epochs: int) -> keras.Model:
     """A model mapping images (n, h, w, c) in [0, 1] to (n, 64) features."""
-    digest = hashlib.sha256()
-    digest.update(f"{RECIPE}:{epochs}:{data.x.shape}".encode())
-    digest.update(np.ascontiguousarray(data.x).tobytes())
-    digest.update(np.ascontiguousarray(data.y).tobytes())
-    path = directory / f"gan-features-{digest.hexdigest()[:20]}.keras"
+    digest = hashlib.sha256(f"{RECIPE}:{epochs}:{data.record.sha256}".encode()).hexdigest()
+    path = directory / f"gan-features-{digest[:20]}.keras"
     if path.exists():
         model = keras.saving.load_model(path, compile=False)
     else:
@@ -48,7 +45,8 @@ def feature_extractor(data: Images, directory: Path, *, epochs: int) -> keras.Mo
         tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.keras")
         model.save(tmp)
         os.replace(tmp, path)
-        log.info("trained the GAN feature classifier on %s; cached at %s", data.source, path)
+        log.info("trained the GAN feature classifier on %s (sha256 %s); cached at %s",
+                 data.record.name, data.record.sha256[:12], path)
     return keras.Model(model.inputs, model.get_layer(FEATURES).output)
 
 

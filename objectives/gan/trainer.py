@@ -14,13 +14,14 @@ import numpy as np
 from keras import layers, ops
 
 from objectives.base import TrialContext
-from objectives.common import TrialMonitor, batch_size, check_finite, merge_params, trial_split
+from objectives.common import TrialMonitor, batch_size, check_finite, merge_params, trial_data
 from objectives.data import load_images
 from objectives.gan import DEFAULTS, GANArgs
 from objectives.gan.classifier import cache_dir, feature_extractor
 from objectives.gan.frechet import frechet_distance
 from objectives.images import save_grid
-from objectives.keras_support import SummaryWriter, mean_binary_crossentropy, setup
+from objectives.keras_support import mean_binary_crossentropy, setup
+from objectives.summaries import SummaryWriter
 
 SAMPLES = 25
 METRIC = "val_frechet_distance"
@@ -70,10 +71,10 @@ def train(params: dict[str, Any], args: GANArgs, ctx: TrialContext) -> float:
     """Trains `args.epochs` epochs; returns the last epoch's Frechet distance."""
     p = merge_params(DEFAULTS, params)
     setup(ctx, args)
-    images = load_images(args.dataset, path=args.data_path, size=args.image_size)
+    images = load_images(args.dataset, args.data, size=args.image_size)
     features = feature_extractor(images, cache_dir(args.cache_dir), epochs=args.classifier_epochs)
     keras.utils.set_random_seed(ctx.seed)
-    data = trial_split(images, args, ctx)
+    data = trial_data(images, args, ctx)
     rng = np.random.default_rng(ctx.seed)
     n_fd = min(args.frechet_samples, len(data.x_val))
     real_features = ops.convert_to_numpy(features.predict(data.x_val[:n_fd], verbose=0))

@@ -8,18 +8,19 @@ offline digits takes a few hundredths of a second.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from objectives.base import Objective
 from objectives.common import TrainerArgs
+from objectives.data import ImageDataset
 
 DEFAULTS = {"learning_rate": 0.1, "batch_size": 100, "optimizer": "sgd"}
 
 
 class SoftmaxArgs(TrainerArgs):
-    dataset: Literal["mnist", "fashion_mnist"] = "mnist"
+    dataset: ImageDataset = Field(
+        default="mnist", description="mnist | fashion_mnist | digits (bundled, 8x8 resized)."
+    )
     epochs: int = Field(default=10, ge=1, le=10_000)
     clip_probabilities: bool = Field(
         default=True,
@@ -29,7 +30,8 @@ class SoftmaxArgs(TrainerArgs):
 
 SOFTMAX = Objective(
     name="softmax",
-    description="Softmax regression (Dense 10) on MNIST; offline fallback: sklearn digits.",
+    description="Softmax regression (Dense 10) on MNIST (or Fashion-MNIST, or the bundled "
+    "digits).",
     metric="val_accuracy",
     direction="maximize",
     space={
@@ -37,6 +39,7 @@ SOFTMAX = Objective(
         "batch_size": {"type": "int", "low": 16, "high": 512, "log": True},
         "optimizer": {"type": "categorical", "choices": ["sgd", "adam", "rmsprop"]},
     },
+    defaults=DEFAULTS,
     train="objectives.softmax.trainer:train",
     args_model=SoftmaxArgs,
 )

@@ -9,11 +9,12 @@ import numpy as np
 from keras import ops
 
 from objectives.base import TrialContext
-from objectives.common import TrialMonitor, batch_size, merge_params, trial_split
+from objectives.common import TrialMonitor, batch_size, merge_params, trial_data
 from objectives.data import load_images
 from objectives.images import save_grid
-from objectives.keras_support import EpochCallback, SummaryWriter, optimizer, setup
+from objectives.keras_support import EpochCallback, optimizer, setup
 from objectives.softmax import DEFAULTS, SoftmaxArgs
+from objectives.summaries import SummaryWriter
 
 EPS = 1e-10
 CLASSES = 10
@@ -50,7 +51,7 @@ def train(params: dict[str, Any], args: SoftmaxArgs, ctx: TrialContext) -> float
     """Trains `args.epochs` epochs; returns the validation accuracy of the last epoch."""
     p = merge_params(DEFAULTS, params)
     setup(ctx, args)
-    data = trial_split(load_images(args.dataset, path=args.data_path, size=SIZE), args, ctx)
+    data = trial_data(load_images(args.dataset, args.data, size=SIZE), args, ctx)
     flat = (data.x_train.reshape(len(data.x_train), -1), data.x_val.reshape(len(data.x_val), -1))
     model = build(p, clip=args.clip_probabilities)
     monitor = TrialMonitor(ctx, metric="val_accuracy", time_limit=args.time_limit)

@@ -6,18 +6,24 @@ conv: Conv2D(filters) -> Conv2D(2 filters, stride 2) -> Conv2D(2 filters) x2 -> 
 -> z_mean, z_log_var; decoder Dense -> Conv2DTranspose(filters, stride 2) -> Conv2D(sigmoid).
 Training loss per image: sum-over-pixels binary cross-entropy + kl_weight * KL. Metric: the
 validation negative ELBO per image (reconstruction + KL with weight 1; one sample of z),
-so trials with different KL weights stay comparable (minimize). `hidden_units` is used by
-the dense architecture only and `filters` by the convolutional one.
+so trials with different KL weights stay comparable (minimize).
+
+`hidden_units` is used by the dense architecture only and `filters` by the convolutional
+one, so each architecture has its own default space (`VAE.space_for({"architecture":
+"conv"})`; `VAE.space` is the dense one) and a trial that sets the other architecture's
+parameter fails at once instead of searching a dimension that changes nothing.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import Field
 
 from objectives.base import Objective
 from objectives.common import TrainerArgs
+from objectives.data import ImageDataset
 
 DEFAULTS = {
     "learning_rate": 1e-3,
@@ -32,9 +38,35 @@ DEFAULTS = {
 
 class VAEArgs(TrainerArgs):
     architecture: Literal["dense", "conv"] = "dense"
-    dataset: Literal["mnist", "fashion_mnist"] = "mnist"
+    dataset: ImageDataset = Field(
+        default="mnist", description="mnist | fashion_mnist | digits (bundled, 8x8 resized)."
+    )
     image_size: int = Field(default=28, ge=8, le=256, multiple_of=2)
     epochs: int = Field(default=10, ge=1, le=10_000)
+
+
+PARAMETERS: dict[str, dict[str, Any]] = {
+    "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+    "latent_dim": {"type": "int", "low": 2, "high": 32},
+    "hidden_units": {"type": "int", "low": 32, "high": 512, "log": True},
+    "filters": {"type": "int", "low": 8, "high": 64, "log": True},
+    "kl_weight": {"type": "float", "low": 1e-2, "high": 10.0, "log": True},
+    "optimizer": {"type": "categorical", "choices": ["adam", "rmsprop", "sgd"]},
+    "batch_size": {"type": "int", "low": 16, "high": 256, "log": True},
+}
+ARCHITECTURE_PARAMETERS = {"dense": {"hidden_units"}, "conv": {"filters"}}
+
+
+def unused_params(architecture: str) -> set[str]:
+    """The parameters only the other architectures use."""
+    return {name for arch, names in ARCHITECTURE_PARAMETERS.items() if arch != architecture
+            for name in names}
+
+
+def space_for(args: VAEArgs) -> Mapping[str, Mapping[str, Any]]:
+    """The default space of `args.architecture`: every parameter it uses."""
+    unused = unused_params(args.architecture)
+    return {name: spec for name, spec in PARAMETERS.items() if name not in unused}
 
 
 VAE = Objective(
@@ -42,15 +74,9 @@ VAE = Objective(
     description="Dense or convolutional VAE on MNIST; metric: validation negative ELBO per image.",
     metric="val_neg_elbo",
     direction="minimize",
-    space={
-        "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
-        "latent_dim": {"type": "int", "low": 2, "high": 32},
-        "hidden_units": {"type": "int", "low": 32, "high": 512, "log": True},
-        "filters": {"type": "int", "low": 8, "high": 64, "log": True},
-        "kl_weight": {"type": "float", "low": 1e-2, "high": 10.0, "log": True},
-        "optimizer": {"type": "categorical", "choices": ["adam", "rmsprop", "sgd"]},
-        "batch_size": {"type": "int", "low": 16, "high": 256, "log": True},
-    },
+    space=space_for(VAEArgs()),
+    space_fn=space_for,
+    defaults=DEFAULTS,
     train="objectives.vae.trainer:train",
     args_model=VAEArgs,
 )

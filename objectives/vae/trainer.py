@@ -10,17 +10,12 @@ from keras import layers, ops
 from scipy.stats import norm
 
 from objectives.base import TrialContext
-from objectives.common import TrialMonitor, batch_size, merge_params, trial_split
+from objectives.common import TrialMonitor, batch_size, merge_params, trial_data
 from objectives.data import load_images
 from objectives.images import save_grid
-from objectives.keras_support import (
-    EpochCallback,
-    SummaryWriter,
-    binary_crossentropy,
-    optimizer,
-    setup,
-)
-from objectives.vae import DEFAULTS, VAEArgs
+from objectives.keras_support import EpochCallback, binary_crossentropy, optimizer, setup
+from objectives.summaries import SummaryWriter
+from objectives.vae import DEFAULTS, VAEArgs, unused_params
 
 GRID = 15
 
@@ -124,15 +119,15 @@ def latent_grid(decoder: keras.Model, latent: int, n: int = GRID) -> np.ndarray:
     z[:, 0] = np.repeat(axis[::-1], n)
     if latent > 1:
         z[:, 1] = np.tile(axis, n)
-    return ops.convert_to_numpy(decoder(z, training=False))
+    return np.asarray(decoder.predict(z, verbose=0))
 
 
 def train(params: dict[str, Any], args: VAEArgs, ctx: TrialContext) -> float:
     """Trains `args.epochs` epochs; returns the last validation negative ELBO per image."""
-    p = merge_params(DEFAULTS, params)
+    p = merge_params(DEFAULTS, params, unused=unused_params(args.architecture),
+                     because=f"by the {args.architecture} architecture")
     setup(ctx, args)
-    data = trial_split(load_images(args.dataset, path=args.data_path, size=args.image_size),
-                       args, ctx)
+    data = trial_data(load_images(args.dataset, args.data, size=args.image_size), args, ctx)
     model = build(p, args, data.x_train.shape[1:], ctx.seed)
     monitor = TrialMonitor(ctx, metric="val_neg_elbo", time_limit=args.time_limit)
     try:
@@ -164,7 +159,7 @@ def save_images(
 ) -> None:
     """reconstructions.png (originals above reconstructions) and latent_grid.png."""
     originals = x_val[:8]
-    recon = ops.convert_to_numpy(model(originals, training=False)[0])
+    recon = np.asarray(model.predict(originals, verbose=0)[0])
     save_grid(ctx.artifact_dir / "reconstructions.png", np.concatenate([originals, recon]), cols=8)
     grid = latent_grid(model.decoder, latent)
     save_grid(ctx.artifact_dir / "latent_grid.png", grid, cols=GRID, scale=1)

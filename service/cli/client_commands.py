@@ -7,8 +7,6 @@ import argparse
 import json
 import math
 import sys
-import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,10 +67,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(fn=cmd_objectives_list)
     p = osub.add_parser("try", help="train once outside any study and print the metric")
     p.add_argument("name")
-    p.add_argument("--params", help="JSON configuration (missing parameters are sampled)")
+    p.add_argument("--params", help="JSON configuration over the recipe's defaults")
     p.add_argument("--args", help="JSON objective arguments")
     p.add_argument("--epochs", type=int)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--sample",
+        action="store_true",
+        help="draw the parameters not given from the default space instead",
+    )
     p.add_argument("--artifact-dir")
     p.set_defaults(fn=cmd_objectives_try)
 
@@ -219,47 +222,42 @@ def cmd_objectives_list(args: argparse.Namespace) -> int:
 
 
 def cmd_objectives_try(args: argparse.Namespace) -> int:
-    """Trains once outside any study and prints each reported value and the result."""
+    """Trains once outside any study (`objectives.tryout.run_recipe`): the source recipe's
+    defaults, or with --sample a random configuration of the default space."""
     from objectives import registry
-    from objectives.base import TrialContext
-    from service.space import SearchSpace
+    from objectives.data import DataUnavailable
+    from objectives.tryout import Sampler, run_recipe
 
     setup_logging("warning")
-    try:
-        objective = registry.get(args.name)
-    except KeyError as exc:
-        raise CliError(str(exc.args[0])) from None
-    space = SearchSpace.from_spec(objective.space)
+    known = registry.available()
+    if args.name not in known:
+        raise CliError(f"unknown objective {args.name!r}; registered: {sorted(known)}")
     try:
         given = json.loads(args.params) if args.params else {}
+        obj_args = json.loads(args.args) if args.args else {}
     except json.JSONDecodeError as exc:
-        raise CliError(f"--params is not JSON: {exc}") from None
-    import numpy as np
+        raise CliError(f"--params/--args is not JSON: {exc}") from None
+    sampler: Sampler | None = None
+    if args.sample:
+        import numpy as np
 
-    params = {**space.sample(np.random.default_rng(args.seed), 1)[0], **given}
-    params = space.validate(params)
-    obj_args: dict[str, Any] = json.loads(args.args) if args.args else {}
-    if args.epochs is not None:
-        obj_args["epochs"] = args.epochs
+        from service.space import SearchSpace
 
-    def report(step: int, value: float) -> bool:
-        print(f"  step {step}: {objective.metric} = {value:.6g}", flush=True)
-        return False
+        def sampler(space: Any, seed: int) -> dict[str, Any]:
+            return SearchSpace.from_spec(space).sample(np.random.default_rng(seed), 1)[0]
 
-    ctx = TrialContext(
-        trial_id=0,
-        study_id=0,
-        seed=args.seed,
-        artifact_dir=Path(args.artifact_dir or tempfile.mkdtemp(prefix=f"tunesmith-{args.name}-")),
-        report_fn=report,
-    )
-    print(f"training {args.name} with {params}", flush=True)
-    started = time.perf_counter()
-    value = objective.run(params, obj_args, ctx)
-    print(
-        f"{objective.metric} = {value:.6g} ({objective.direction}) in "
-        f"{time.perf_counter() - started:.1f} s; artifacts in {ctx.artifact_dir}"
-    )
+    try:
+        value = run_recipe(
+            args.name,
+            params=given,
+            args=obj_args,
+            epochs=args.epochs,
+            seed=args.seed,
+            sampler=sampler,
+            artifact_dir=Path(args.artifact_dir) if args.artifact_dir else None,
+        )
+    except (DataUnavailable, ValueError) as exc:
+        raise CliError(str(exc)) from None
     return 0 if math.isfinite(value) else 1
 
 

@@ -75,7 +75,7 @@ def resolve_objective(spec: StudyCreate) -> ResolvedObjective:
     except ValidationError as exc:
         raise InvalidRequest.from_validation(exc, prefix="objective_args") from None
     if space_spec is None:
-        space_spec = {k: dict(v) for k, v in objective.space.items()}
+        space_spec = objective.space_for(spec.objective_args)
     return ResolvedObjective(
         spec.metric or objective.metric,
         spec.direction or Direction(objective.direction),

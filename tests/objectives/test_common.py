@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import importlib
 import json
 import math
@@ -15,12 +14,16 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from objectives.base import TrialDiverged, TrialPruned
-from objectives.common import TrainerArgs, TrialMonitor, merge_params
-from objectives.data import load_images, load_segmentation, split
+from objectives.base import TrialContext, TrialDiverged, TrialPruned
+from objectives.common import TrainerArgs, TrialMonitor, merge_params, trial_data
+from objectives.data import DataOptions, load_images, load_segmentation, split
+from objectives.densenet import DEFAULTS as DENSENET_DEFAULTS
 from objectives.densenet import DENSENET
+from objectives.densenet.architecture import resolve
 from objectives.gan.frechet import frechet_distance
 from objectives.softmax import SOFTMAX
+from objectives.vae import DEFAULTS as VAE_DEFAULTS
+from objectives.vae import VAE
 from tests.objectives.conftest import MakeCtx
 
 
@@ -76,42 +79,90 @@ def test_monitor_writes_metrics_and_curves(make_ctx: MakeCtx) -> None:
     assert (ctx.artifact_dir / "loss.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_fallback_images_and_seeded_split() -> None:
-    data = load_images("mnist", path=None, size=28)
+def test_seeded_split_of_the_bundled_digits() -> None:
+    data = load_images("digits", DataOptions(), size=28)
     assert data.x.shape[1:] == (28, 28, 1) and data.x.min() >= 0.0 and data.x.max() <= 1.0
     a = split(data, seed=3, validation_fraction=0.2, train_size=50)
     b = split(data, seed=3, validation_fraction=0.2, train_size=50)
     c = split(data, seed=4, validation_fraction=0.2, train_size=50)
     assert len(a.x_train) == 50 and len(a.x_val) == round(len(data.x) * 0.2)
+    assert (a.record.n_train, a.record.n_val) == (50, len(a.x_val))
     assert np.array_equal(a.y_val, b.y_val) and not np.array_equal(a.y_val, c.y_val)
 
 
-def test_fallback_segmentation_labels_digits_against_background() -> None:
-    data = load_segmentation(path=None, size=16)
+def test_digit_masks_label_digits_against_background() -> None:
+    data = load_segmentation("camvid", DataOptions(), size=16)  # offline: the fallback
+    assert data.record.fallback_for == "camvid"
     assert data.y.shape == (len(data.x), 16, 16) and data.num_classes == 11
-    for mask, digit in zip(
-        data.y[:20], load_images("mnist", path=None, size=8).y[:20], strict=True
-    ):
+    digits = load_images("digits", DataOptions(), size=8).y[:20]
+    for mask, digit in zip(data.y[:20], digits, strict=True):
         assert set(np.unique(mask)) <= {0, int(digit) + 1}
 
 
-def test_npz_and_idx_paths_load(tmp_path: Path) -> None:
-    x = np.random.default_rng(0).integers(0, 256, size=(20, 28, 28), dtype=np.uint8)
-    y = np.arange(20) % 10
-    np.savez(tmp_path / "d.npz", x_train=x, y_train=y)
-    data = load_images("mnist", path=str(tmp_path / "d.npz"), size=28)
-    assert np.allclose(data.x[..., 0], x / 255.0) and list(data.y) == list(y)
-    idx = tmp_path / "idx"
-    idx.mkdir()
-    header = bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in x.shape)
-    (idx / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + x.tobytes()))
-    header = bytes([0, 0, 8, 1]) + len(y).to_bytes(4, "big")
-    (idx / "train-labels-idx1-ubyte.gz").write_bytes(
-        gzip.compress(header + y.astype(np.uint8).tobytes())
-    )
-    assert np.array_equal(load_images("fashion_mnist", path=str(idx), size=28).y, y)
-    with pytest.raises(FileNotFoundError):
-        load_images("mnist", path=str(tmp_path / "missing.npz"), size=28)
+def test_note_dataset_reaches_the_worker_and_summary_json(make_ctx: MakeCtx) -> None:
+    ctx, reports = make_ctx()
+    parts = trial_data(load_images("mnist", DataOptions(), size=28),
+                       TrainerArgs(train_size=100), ctx)
+    assert reports.datasets == [parts.record.as_dict()] and ctx.dataset == reports.datasets[0]
+    assert parts.record.n_train == 100 and reports.datasets[0]["source"] == "fallback"
+    monitor = TrialMonitor(ctx, metric="val", time_limit=None)
+    monitor.end_epoch(1, {"val": 0.5})
+    monitor.save({}, images=False)
+    summary = json.loads((ctx.artifact_dir / "summary.json").read_text())
+    assert summary["dataset"] == reports.datasets[0]
+
+
+def test_merge_params_refuses_a_parameter_the_configuration_ignores() -> None:
+    with pytest.raises(ValueError, match=r"\['filters'\] are not used by the dense"):
+        merge_params({"filters": 1, "lr": 2}, {"filters": 3}, unused={"filters"},
+                     because="by the dense architecture")
+
+
+def test_each_vae_architecture_searches_only_what_it_uses() -> None:
+    assert VAE.space == VAE.space_for({}) == VAE.space_for({"architecture": "dense"})
+    dense, conv = VAE.space_for({"architecture": "dense"}), VAE.space_for({"architecture": "conv"})
+    assert "hidden_units" in dense and "filters" not in dense
+    assert "filters" in conv and "hidden_units" not in conv
+    assert set(dense) - {"hidden_units"} == set(conv) - {"filters"}
+    assert VAE.recipe_for({"architecture": "conv"}) == {
+        k: v for k, v in VAE_DEFAULTS.items() if k != "hidden_units"}
+
+
+@pytest.mark.parametrize(
+    ("preset", "blocks", "bottleneck", "growth", "layers"),
+    [("fc-densenet56", (4,) * 5, 4, 12, 56), ("fc-densenet67", (5,) * 5, 5, 16, 67),
+     ("fc-densenet103", (4, 5, 7, 10, 12), 15, 16, 103)],
+)
+def test_densenet_presets_are_the_papers(
+    preset: str, blocks: tuple[int, ...], bottleneck: int, growth: int, layers: int
+) -> None:
+    args = DENSENET.parse_args({"preset": preset})
+    arch = resolve(args, DENSENET_DEFAULTS)
+    assert (arch.first_filters, arch.blocks, arch.bottleneck, arch.growth_rate) == (
+        48, blocks, bottleneck, growth)
+    assert arch.conv_layers == layers
+    assert set(DENSENET.space_for({"preset": preset})) == set(DENSENET.space) - {
+        "growth_rate", "layers_per_block"}
+
+
+def test_densenet_layer_lists_and_their_checks() -> None:
+    args = DENSENET.parse_args({"layers_per_block": [2, 3], "bottleneck_layers": 4,
+                                "crop_size": 64})
+    arch = resolve(args, {**DENSENET_DEFAULTS, "growth_rate": 6})
+    assert (arch.blocks, arch.bottleneck, arch.growth_rate, arch.first_filters) == (
+        (2, 3), 4, 6, 16)
+    assert "layers_per_block" not in DENSENET.space_for({"layers_per_block": 3})
+    assert resolve(DENSENET.parse_args({}), DENSENET_DEFAULTS).blocks == (4, 4)
+    with pytest.raises(ValidationError, match="contradicts"):
+        DENSENET.parse_args({"preset": "fc-densenet103", "down_blocks": 3})
+    with pytest.raises(ValidationError, match="crop_size 224 must be a multiple of 2"):
+        DENSENET.parse_args({"layers_per_block": [1] * 6, "image_size": 64})
+    with pytest.raises(ValueError, match="are not used"):
+        DENSENET.run({"growth_rate": 8}, {"preset": "fc-densenet56"}, make_plain_ctx())
+
+
+def make_plain_ctx() -> TrialContext:
+    return TrialContext(trial_id=1, study_id=1, seed=0, artifact_dir=Path("unused"))
 
 
 def test_frechet_distance() -> None:
@@ -138,11 +189,12 @@ def test_objective_modules_do_not_import_tensorflow() -> None:
 
 
 @pytest.mark.parametrize("module", ["softmax", "vae", "gan", "densenet"])
-def test_space_and_defaults_name_the_same_parameters(module: str) -> None:
+def test_recipe_defaults_cover_every_default_space(module: str) -> None:
     mod = importlib.import_module(f"objectives.{module}")
     obj = getattr(mod, module.upper())
     assert obj.name == module and issubclass(obj.args_model, TrainerArgs)
-    assert set(obj.space) == set(mod.DEFAULTS)
+    assert obj.defaults is mod.DEFAULTS and obj.space == obj.space_for({})
+    assert set(obj.space) <= set(mod.DEFAULTS)
     for name, spec in obj.space.items():
         value = mod.DEFAULTS[name]
         if spec["type"] == "categorical":
