@@ -5,8 +5,8 @@ claims, in one short write transaction, a queued trial of the first study with r
 study row locked: SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL, across servers; the single
 SQLite writer otherwise). When that study has no queued trial, its suggestion is computed
 outside any transaction and stored and started in a second short one, which re-checks the
-study. So one slow or broken study never delays another study's leases, reports or
-completes.
+study (random and Sobol, which cost microseconds, are computed in the first one). So one
+slow or broken study never delays another study's leases, reports or completes.
 
 Failure isolation: a study whose suggestion raises is set aside, with the reason on it
 (`suggest_error`, a warning) and a growing back-off (`suggest_retry_at`) during which leasing
@@ -39,6 +39,7 @@ from service.core.suggesting import (
     add_warning,
     compute,
     read_input,
+    read_input_locked,
     store,
 )
 from service.domain import StudyState, TrialState
@@ -53,9 +54,14 @@ from service.store.models import Study, Trial, Worker, utcnow
 log = logging.getLogger(__name__)
 
 MODEL_BASED = frozenset({StrategyName.GP, StrategyName.TPE, StrategyName.SKOPT})
+MODEL_FREE = frozenset({StrategyName.RANDOM, StrategyName.SOBOL})
 LEASE_ROUNDS = 4
 SET_ASIDE_FIRST_S = 10.0
 SET_ASIDE_MAX_S = 600.0
+
+
+def _model_free(study: Study) -> bool:
+    return study.strategy.get("name") in MODEL_FREE
 
 
 @dataclass(frozen=True)
@@ -261,7 +267,9 @@ class Scheduler:
             raise
         except Exception as exc:
             log.exception("study %s: leasing from it failed", study.id)
-            set_aside(session, study, f"{type(exc).__name__}: {exc}"[:1000], now)
+            failed = isinstance(exc, SuggestionFailed)
+            reason = str(exc) if failed else f"{type(exc).__name__}: {exc}"
+            set_aside(session, study, reason[:1000], now)
             return None
 
     def _claim_in(
@@ -284,7 +292,27 @@ class Scheduler:
         if tally.total >= int(study.budget["max_trials"]):
             maybe_finish(session, study)
             return None
-        return _Needs(study.id)
+        if not _model_free(study):
+            return _Needs(study.id)
+        created = self._suggest_inline(session, study, 1, worker_id=worker.id, now=now)
+        if not created:
+            return None
+        return Lease(created[0], study)
+
+    def _suggest_inline(
+        self, session: Session, study: Study, count: int, *, worker_id: str | None, now: datetime
+    ) -> list[Trial]:
+        """Random and Sobol suggestions, computed under the study's lock (they cost
+        microseconds, and the lease stays one transaction), started for the worker (None:
+        an ask/tell client) as far as `max_parallel` allows. Raises SuggestionFailed when the
+        study's input cannot be read or the strategy fails."""
+        computed = compute(read_input_locked(session, study, count))
+        created = store(session, study, computed, count) or []
+        if not created:
+            maybe_finish(session, study)
+            return []
+        self._start_within_room(session, study, created, _Start(worker_id), now)
+        return [t for t in created if t.state == TrialState.RUNNING]
 
     def _queued(self, study_id: int) -> bool:
         with self.db.read() as session:
@@ -374,8 +402,8 @@ class Scheduler:
             with self._locks.hold(study_id):
                 trials = self._suggest(study_id, room, start=_Start(None))
             out += [t for t in trials or [] if t.state == TrialState.RUNNING]
-            if len(out) < count and reason is None:
-                reason = self._why_not(study_id)
+        if len(out) < count and reason is None:
+            reason = self._why_not(study_id)
         return Asked(out, reason)
 
     def _ask_queued(self, study_id: int, count: int) -> tuple[list[Trial], int, str | None]:
@@ -415,6 +443,13 @@ class Scheduler:
             left = room - len(out)
             if budget_room <= 0:
                 maybe_finish(session, study)
+            elif left > 0 and _model_free(study):
+                try:
+                    with session.begin_nested():
+                        out += self._suggest_inline(session, study, left, worker_id=None, now=now)
+                except SuggestionFailed as exc:
+                    set_aside(session, study, str(exc), now)
+                left = 0
             return out, left, reason
 
     def _why_not(self, study_id: int) -> str:

@@ -135,6 +135,18 @@ def suggest_input(
     return StudyInput(study.id, request, n_trials, number, tally)
 
 
+def read_input_locked(session: Session, study: Study, count: int) -> StudyInput:
+    """`read_input` for a study whose row the caller holds locked (inside its transaction);
+    raises SuggestionFailed as `read_input` does."""
+    try:
+        return suggest_input(session, study, count)
+    except OperationalError:
+        raise
+    except Exception as exc:
+        log.exception("study %s: its stored input cannot be read", study.id)
+        raise SuggestionFailed(f"{type(exc).__name__}: {exc}"[:1000]) from exc
+
+
 class SuggestionFailed(Exception):
     """The study's strategy, space or data could not produce a suggestion; the message is
     the reason recorded on the study."""

@@ -73,13 +73,13 @@ def test_a_slow_suggestion_holds_no_lock_over_other_studies(
         name="slow",
         objective="external",
         space={"x": {"type": "float", "low": 0, "high": 1}},
-        strategy={"name": "sobol"},
+        strategy={"name": "gp"},
     )
     other = _create(db, name="other", objective="synthetic", strategy={"name": "random"})
     blocking = _BlockingStrategy()
 
     def strategies(name: Any) -> Any:
-        return (blocking, None) if name == "sobol" else real_get_strategy(name)
+        return (blocking, None) if name == "gp" else real_get_strategy(name)
 
     monkeypatch.setattr(suggesting, "get_strategy", strategies)
     scheduler, lifecycle = Scheduler(db, POLICY), TrialLifecycle(db, POLICY)
