@@ -91,6 +91,11 @@ def test_each_trainer_runs_a_six_trial_study(live: tuple[ServerProcess, Client])
             detail = client.trial(trial.id)
             assert [v.step for v in detail.values] == list(range(1, epochs + 1)), name
             assert any(a.name.endswith(".png") for a in detail.artifacts), name
+            # Offline (TUNESMITH_OFFLINE), each trial says it trained on the stand-in data.
+            assert detail.dataset is not None and detail.dataset.source == "fallback", name
+        assert [d.source for d in study.datasets] == ["fallback"], name
+        assert study.datasets[0].trials == 6, name
+        assert any("standing in for" in w for w in study.warnings), (name, study.warnings)
 
 
 def test_pruning_and_divergence_through_the_service(live: tuple[ServerProcess, Client]) -> None:
@@ -118,6 +123,14 @@ def test_pruning_and_divergence_through_the_service(live: tuple[ServerProcess, C
             "budget": {"max_trials": 1, "max_parallel": 1},
         }
     )
+    real_only = client.create_study(
+        {
+            "name": "softmax-real-data-only",
+            "objective": "softmax",
+            "objective_args": {**SMALL, "data": {"require_real": True}},
+            "budget": {"max_trials": 1, "max_parallel": 1},
+        }
+    )
     after = client.create_study(
         {
             "name": "softmax-after",
@@ -126,7 +139,7 @@ def test_pruning_and_divergence_through_the_service(live: tuple[ServerProcess, C
             "budget": {"max_trials": 2, "max_parallel": 2},
         }
     )
-    for study in (pruned, diverging, after):
+    for study in (pruned, diverging, real_only, after):
         wait_until(_finished(client, study.id), timeout=600, interval=1, what=study.name)
     trials = client.trials(pruned.id)
     stopped = [t for t in trials if t.state.value == "pruned"]
@@ -135,6 +148,9 @@ def test_pruning_and_divergence_through_the_service(live: tuple[ServerProcess, C
     (failed,) = client.trials(diverging.id)
     assert failed.state.value == "failed"
     assert failed.error is not None and failed.error.startswith("diverged"), failed.error
+    (refused,) = client.trials(real_only.id)
+    assert refused.state.value == "failed" and refused.dataset is None
+    assert (refused.error or "").startswith("DataUnavailable: "), refused.error
     assert client.get_study(after.id).counts["complete"] == 2, "the workers carried on"
 
 
