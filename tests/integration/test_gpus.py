@@ -4,14 +4,16 @@ processes pin their workers. Each worker's environment is read from /proc/<pid>/
 
 The allocation tests set KERAS_BACKEND=numpy: a GPU worker's probe then ends in about 1.5 s
 without importing TensorFlow (about 9 s and 660 MB per process on this machine), and says no
-GPU is usable, which is all they need. The probe of the installed TensorFlow (a CPU build)
+GPU is usable, which is all they need. The probe of the installed TensorFlow (no GPU here)
 runs in the test of an unavailable worker and in `tunesmith doctor`'s.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +34,21 @@ from tests.support import (
 pytestmark = pytest.mark.slow
 
 UUID2 = fake_gpu_uuid(2)
-NO_CUDA = "no usable GPU: this TensorFlow is built without CUDA (tensorflow-cpu?)"
+
+
+@functools.cache
+def no_gpu_reason() -> str:
+    """What a worker must say on this CPU machine: which sentence depends on the installed
+    TensorFlow (the `tensorflow` wheel is a CUDA build that finds no GPU; `tensorflow-cpu` has
+    no CUDA at all). Asked of TensorFlow itself in a child process, not of our code."""
+    probe = "import tensorflow as tf; print(tf.sysconfig.get_build_info().get('is_cuda_build', False))"
+    child = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, check=True,
+    )
+    if child.stdout.strip().splitlines()[-1] == "True":
+        return "no usable GPU: TensorFlow sees no GPU"
+    return "no usable GPU: this TensorFlow is built without CUDA (tensorflow-cpu?)"
 
 
 @pytest.fixture(autouse=True)
@@ -123,7 +139,7 @@ def test_a_gpu_worker_without_a_gpu_registers_but_leases_only_with_allow_cpu(
     )
     (worker,) = client.workers().data
     assert (worker.gpu, worker.backend, worker.device) == ("0", "tensorflow", "cpu")
-    assert worker.unavailable == NO_CUDA
+    assert worker.unavailable == no_gpu_reason()
     wait_until(
         lambda: (_seen(client.workers().data, "gpu0") or first) > first,
         timeout=30,
@@ -131,14 +147,14 @@ def test_a_gpu_worker_without_a_gpu_registers_but_leases_only_with_allow_cpu(
     )
     assert client.get_study(study.id).n_trials == 0, "it leased nothing"
     log = (server.workdir / "workers.log").read_text()
-    assert f"{NO_CUDA}; leasing no trials (install a GPU build" in log
+    assert f"{no_gpu_reason()}; leasing no trials (install a GPU build" in log
 
     start_workers(server, "--gpus", "0", "--allow-cpu", "--objective", "synthetic")
     done = client.wait(study.id, timeout=120, progress=False, poll=0.25)
     assert done.counts["complete"] == 3
     by_id = {w.id: w for w in client.workers().data}
     assert {by_id[t.worker_id or ""].unavailable for t in client.trials(study.id)} == {None}
-    assert by_id[worker.id].trials_done == 0 and by_id[worker.id].unavailable == NO_CUDA
+    assert by_id[worker.id].trials_done == 0 and by_id[worker.id].unavailable == no_gpu_reason()
     assert "training on the CPU (--allow-cpu)" in (server.workdir / "workers.log").read_text()
     client.close()
 
@@ -161,7 +177,7 @@ def test_doctor_prints_backend_devices_slots_and_why_no_gpu(tmp_path: Path) -> N
         in lines
     )
     assert "Backend devices:      /physical_device:CPU:0 (cpu)" in lines
-    assert f"GPU usable:           no ({NO_CUDA.removeprefix('no usable GPU: ')})" in lines
+    assert f"GPU usable:           no ({no_gpu_reason().removeprefix('no usable GPU: ')})" in lines
 
     check = run_cli(
         "worker", "--check", "--workers-per-gpu", "2", env={**env, "KERAS_BACKEND": "numpy"}
