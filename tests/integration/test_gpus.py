@@ -102,7 +102,8 @@ def test_serve_pins_one_worker_per_allowed_gpu(
         wait_until(
             lambda: client.workers().count == len(pinned),
             timeout=90,
-            what=f"{len(pinned)} GPU workers ({server.log_tail()})",
+            what=f"{len(pinned)} GPU workers",
+            detail=server.log_tail,
         )
         workers = client.workers().data
     assert sorted(w.gpu or "" for w in workers) == sorted(pinned)

@@ -104,7 +104,8 @@ def test_remote_worker_survives_a_server_restart(
         lambda: client.get_study(study.id).state == "done",
         timeout=90,
         interval=0.5,
-        what=f"the study to finish after the restart ({server.log_tail()})",
+        what="the study to finish after the restart",
+        detail=server.log_tail,
     )
     (trial,) = client.trials(study.id)
     assert trial.state == "complete", trial.error
@@ -136,7 +137,8 @@ def test_ray_executor_gives_each_actor_its_own_gpu(start_server: StartServer) ->
         lambda: client.get_study(study.id).state == "done",
         timeout=180,
         interval=0.5,
-        what=f"the Ray study to finish ({server.log_tail()})",
+        what="the Ray study to finish",
+        detail=server.log_tail,
     )
     seen: dict[str, set[str]] = defaultdict(set)
     for trial in client.trials(study.id):
@@ -176,7 +178,7 @@ def test_http_workers_serve_one_port_and_local_workers_release_on_sigterm(
         trials = client.trials(study.id)
         return sum(t.state == "running" and t.step is not None for t in trials) == 2
 
-    wait_until(both_reporting, timeout=120, what=f"2 running trials ({server.log_tail()})")
+    wait_until(both_reporting, timeout=120, what="2 running trials", detail=server.log_tail)
     server_pids = _listening_pids(server.port)
     assert len(server_pids) == 3, server_pids  # the supervisor and two HTTP processes
     assert server.proc is not None
