@@ -73,6 +73,41 @@ def busy_loops(count: int) -> Iterator[None]:
             proc.wait()
 
 
+def await_a_client(port: int, *, timeout: float = 60.0) -> None:
+    """Listens on `port` (of a server that was just killed) until some client connects, then
+    hangs up on it: proof that a client (a worker reporting, say) met a dead server there.
+    Replaces a fixed sleep that hoped a worker would try within it."""
+    with socket.create_server(("127.0.0.1", port)) as standin:
+        standin.settimeout(timeout)
+        try:
+            conn, _ = standin.accept()
+        except TimeoutError:
+            raise AssertionError(f"no client connected to port {port} within {timeout} s") from None
+        conn.close()
+
+
+def restart_postgresql() -> str | None:
+    """Restarts the local PostgreSQL cluster (a few seconds: every connection is dropped);
+    None on success, else why it could not (no cluster tools here, not root, ...)."""
+    versions = sorted(Path("/etc/postgresql").glob("*/main"))
+    if not versions:
+        return "no PostgreSQL cluster under /etc/postgresql"
+    version = versions[-1].parent.name
+    try:
+        done = subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"pg_ctlcluster failed: {exc}"
+    if done.returncode != 0:
+        return f"pg_ctlcluster exited {done.returncode}: {done.stderr.strip()[:200]}"
+    return None
+
+
 def pg_unavailable_reason() -> str | None:
     """None when PostgreSQL answers on PG_ADMIN_URL, else why not."""
     try:

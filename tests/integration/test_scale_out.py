@@ -11,7 +11,6 @@ import importlib.util
 import json
 import os
 import signal
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from service.client import Client
-from tests.support import ServerProcess, WorkerGroup, finished, wait_until
+from tests.support import ServerProcess, WorkerGroup, await_a_client, finished, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -97,7 +96,7 @@ def test_remote_worker_survives_a_server_restart(
 
     wait_until(first_report, timeout=60, what="the trial's first report")
     server.kill()  # kill -9 mid-trial
-    time.sleep(2.0)  # the worker's next report finds no server and backs off
+    await_a_client(server.port)  # the worker's next report finds no server and retries
     server.start()  # same port, same database
     client = server.client()
     wait_until(
