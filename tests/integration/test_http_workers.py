@@ -84,7 +84,7 @@ def test_http_processes_slower_to_start_than_the_ping_timeout_are_kept(
     assert _http_pids(server) == pids
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("how", ["dies", "hangs"])
 def test_an_http_process_that_dies_or_hangs_is_replaced(
     start_server: StartServer, how: str

@@ -21,7 +21,7 @@ from tests.support import ServerProcess, WorkerGroup, finished, wait_until
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)  # its waits: the server's start (180 s) and the studies (240 s)
 def test_other_studies_finish_while_a_poisoned_study_exists(
     database_url: str,
     start_server: Callable[..., ServerProcess],
