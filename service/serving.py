@@ -134,7 +134,7 @@ class WorkersFirstSupervisor(Multiprocess):
         if now < self._first_ping_deadline[process]:
             return True
         logger.warning(
-            "HTTP process %s did not answer within %.0f s of starting: replacing it",
+            "HTTP process %s has not answered within %.0f s of starting: one more ping",
             process.pid,
             self.startup_grace_s,
         )
@@ -159,7 +159,7 @@ class WorkersFirstSupervisor(Multiprocess):
             if self.should_exit.is_set():
                 return
             logger.warning(
-                "HTTP process %s died (exit code %s): starting another",
+                "HTTP process %s died or hung (exit code %s): starting another",
                 process.pid,
                 process.exitcode,
             )
