@@ -11,20 +11,18 @@ UCB (beta = 2) is left out on Branin: within 30 evaluations it keeps exploring B
 large plateau (regret 1.5 on two of three seeds, as random search's median) - measured,
 not a failure of the model.
 
-BLAS is limited to one thread while these run: on a loaded 2-core machine OpenBLAS's
-spinning threads made each L-BFGS-B step about ten times slower.
+BLAS runs on one thread (tests/optimizer/conftest.py), which keeps them fast under load.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
 from service.optimizer import Observation, Strategy, StrategySpec, SuggestRequest
 from service.optimizer.gp_strategy import GPStrategy
@@ -32,12 +30,6 @@ from service.optimizer.sampling import RandomStrategy
 from service.space import SearchSpace
 
 Function = Callable[[dict[str, Any]], float]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread() -> Iterator[None]:
-    with threadpool_limits(limits=1):
-        yield
 
 
 def branin(c: dict[str, Any]) -> float:
