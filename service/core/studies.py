@@ -141,12 +141,13 @@ def create_study(db: Database, spec: StudyCreate, *, owner_token_id: int | None)
 
 
 def update_budget(db: Database, study_id: int, update: StudyUpdate) -> None:
-    """Applies a new budget; a study that was DONE because its budget ran out runs again."""
+    """Applies a new budget; a study that was DONE because its budget ran out runs again when
+    the new budget leaves room for a trial (a change of `max_parallel` alone leaves it done)."""
     with db.write() as session:
         study = repo.get_study(session, study_id, lock=True)
         budget = dict(study.budget)
+        n_trials = sum(repo.trial_counts(session, [study.id])[study.id].values())
         if update.budget.max_trials is not None:
-            n_trials = sum(repo.trial_counts(session, [study.id])[study.id].values())
             if update.budget.max_trials < n_trials:
                 raise InvalidRequest(
                     f"budget.max_trials: the study already has {n_trials} trials",
@@ -156,7 +157,8 @@ def update_budget(db: Database, study_id: int, update: StudyUpdate) -> None:
         if update.budget.max_parallel is not None:
             budget["max_parallel"] = update.budget.max_parallel
         study.budget = budget
-        machine.reopen_after_budget(study)
+        if n_trials < int(budget["max_trials"]):
+            machine.reopen_after_budget(study)
 
 
 def enqueue_configuration(db: Database, study_id: int, params: dict[str, Any]) -> Trial:
