@@ -330,6 +330,13 @@ class ObjectivePublic(BaseModel):
     metric: str
     direction: Direction
     space: dict[str, Any]
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Every parameter the trainer reads with its default arguments: its range "
+        "(the space's JSON form) and `default` when it has one. A study's space may leave out "
+        "a parameter with a default (the trainer gets the default); naming a parameter not "
+        "listed here, or leaving out one without a default, is a 422.",
+    )
     args_schema: dict[str, Any]
 
 

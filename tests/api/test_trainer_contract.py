@@ -1,0 +1,105 @@
+"""The trainer contract, checked when a study is created or imported: a space names only
+parameters its trainer reads, every parameter it leaves out takes the declared default (the
+trainer gets it as a fixed parameter), and one without a default is required."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from objectives.base import Objective, ParameterMismatch
+from objectives.registry import available
+from service.space import SearchSpace
+from tests.api.test_api import AUTH, client, locs  # noqa: F401  (fixture)
+
+PLUGIN_LIKE = Objective(
+    name="mlp",
+    description="",
+    metric="val_accuracy",
+    direction="maximize",
+    space={
+        "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        "units": {"type": "int", "low": 32, "high": 1024, "log": True},
+    },
+    train="unused:train",
+)
+
+
+def post(client: TestClient, **spec: Any) -> Any:  # noqa: F811
+    body = {"name": "c", "strategy": {"name": "random"}, **spec}
+    return client.post("/api/v1/studies", json=body, headers=AUTH)
+
+
+def test_left_out_parameters_take_their_defaults(client: TestClient) -> None:  # noqa: F811
+    response = post(client, objective="synthetic",
+                    space={"x": {"type": "float", "low": 0.0, "high": 1.0}})
+    assert response.status_code == 201, response.text
+    space = response.json()["space"]
+    assert space["y"] == {"type": "fixed", "value": 0.5}
+    assert space["kind"] == {"type": "fixed", "value": "a"}
+    study_id = response.json()["id"]
+    lease = client.post("/api/v1/workers/w1/lease", json={}, headers=AUTH).json()
+    assert lease["trial"]["study_id"] == study_id
+    assert lease["trial"]["params"]["y"] == 0.5 and lease["trial"]["params"]["kind"] == "a"
+
+
+def test_unknown_parameter_is_refused_naming_it(client: TestClient) -> None:  # noqa: F811
+    response = post(client, objective="synthetic",
+                    space={"z": {"type": "float", "low": 0.0, "high": 1.0}})
+    assert response.status_code == 422
+    assert locs(response) == ["space.z"]
+    message = response.json()["detail"][0]["msg"]
+    assert "'z'" in message and "['kind', 'x', 'y']" in message
+
+
+def test_parameter_other_arguments_use_is_refused(client: TestClient) -> None:  # noqa: F811
+    """`filters` is the conv VAE's: the dense one would fail every trial on it."""
+    response = post(client, objective="vae", objective_args={"architecture": "dense"},
+                    space={"filters": {"type": "int", "low": 8, "high": 64}})
+    assert response.status_code == 422
+    assert locs(response) == ["space.filters"]
+    assert "with these objective_args" in response.json()["detail"][0]["msg"]
+    ok = post(client, objective="vae", objective_args={"architecture": "conv"},
+              space={"filters": {"type": "int", "low": 8, "high": 64}})
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["space"]["latent_dim"] == {"type": "fixed", "value": 2}
+
+
+def test_import_is_checked_too(client: TestClient) -> None:  # noqa: F811
+    created = post(client, objective="synthetic")
+    assert created.status_code == 201
+    doc = client.get(f"/api/v1/studies/{created.json()['id']}/export", headers=AUTH).json()
+    doc["study"]["space"]["z"] = {"type": "float", "low": 0.0, "high": 1.0}
+    response = client.post("/api/v1/studies/import?name=again", json=doc, headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert locs(response) == ["study.space.z"]
+
+
+def test_external_studies_are_exempt(client: TestClient) -> None:  # noqa: F811
+    response = post(client, objective="external",
+                    space={"anything": {"type": "float", "low": 0.0, "high": 1.0}})
+    assert response.status_code == 201, response.text
+    assert list(response.json()["space"]) == ["anything"]
+
+
+def test_a_parameter_without_default_is_required() -> None:
+    with pytest.raises(ParameterMismatch, match="needs parameter 'units', which has no default"):
+        PLUGIN_LIKE.complete_space(
+            {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1}}, {}
+        )
+    full = PLUGIN_LIKE.complete_space(None, {})
+    assert full == {name: dict(spec) for name, spec in PLUGIN_LIKE.space.items()}
+
+
+@pytest.mark.parametrize("name", sorted(available()))
+def test_builtin_parameters_all_have_defaults_in_range(name: str) -> None:
+    """A built-in study may leave any parameter out: every one has a default, inside its
+    declared range (a study that leaves all of them out trains the source recipe)."""
+    declared = available()[name].parameters_for({})
+    ranges = {k: {f: v for f, v in spec.items() if f != "default"} for k, spec in declared.items()}
+    defaults = {k: spec["default"] for k, spec in declared.items() if "default" in spec}
+    assert set(defaults) == set(declared)
+    SearchSpace.from_spec(ranges).validate(defaults)
+    assert available()[name].describe()["parameters"] == declared
