@@ -11,7 +11,9 @@ from fastapi.testclient import TestClient
 
 from objectives.base import Objective, ParameterMismatch
 from objectives.registry import available
+from service.core.advice import study_advice
 from service.space import SearchSpace
+from service.store.models import Study
 from tests.api.test_api import AUTH, client, locs  # noqa: F401  (fixture)
 
 PLUGIN_LIKE = Objective(
@@ -103,3 +105,54 @@ def test_builtin_parameters_all_have_defaults_in_range(name: str) -> None:
     assert set(defaults) == set(declared)
     SearchSpace.from_spec(ranges).validate(defaults)
     assert available()[name].describe()["parameters"] == declared
+
+
+def test_a_gp_budget_within_its_initial_design_is_a_warning(
+    client: TestClient,  # noqa: F811
+) -> None:
+    small = post(client, name="small", objective="vae", strategy={"name": "gp"},
+                 budget={"max_trials": 6})
+    assert small.status_code == 201, small.text
+    warning = "budget.max_trials (6) is not larger than the initial design"
+    shown = client.get(f"/api/v1/studies/{small.json()['id']}", headers=AUTH).json()
+    assert any(w.startswith(warning) and "n_initial: 10" in w for w in shown["warnings"])
+    raised = client.patch(f"/api/v1/studies/{small.json()['id']}",
+                          json={"budget": {"max_trials": 30}}, headers=AUTH).json()
+    assert not any(w.startswith("budget.max_trials") for w in raised["warnings"])
+    explicit = post(client, name="explicit", objective="vae",
+                    strategy={"name": "gp", "n_initial": 3}, budget={"max_trials": 6})
+    assert explicit.json()["warnings"] == []
+    random = post(client, name="rand", objective="vae", budget={"max_trials": 6})
+    assert random.json()["warnings"] == []
+
+
+def test_a_parameter_the_trainer_no_longer_reads_is_a_dead_parameter_warning() -> None:
+    """A study stored before the contract (or before a plugin upgrade dropped `z`)."""
+    study = Study(objective="synthetic", objective_args={}, warm_start=None,
+                  strategy={"name": "random"}, budget={"max_trials": 5},
+                  space={"x": {"type": "float", "low": 0.0, "high": 1.0},
+                         "z": {"type": "float", "low": 0.0, "high": 1.0}})
+    assert study_advice(study) == [
+        "dead parameter: space.z is not read by objective 'synthetic' with these "
+        "objective_args; searching it changes nothing (its parameters: ['kind', 'x', 'y'])"
+    ]
+    study.objective = "external"
+    assert study_advice(study) == []
+
+
+def test_a_study_stopped_by_failures_says_so(client: TestClient) -> None:  # noqa: F811
+    created = post(client, objective="synthetic", budget={"max_trials": 5,
+                                                          "max_consecutive_failures": 2})
+    study_id = created.json()["id"]
+    assert created.json()["stop_kind"] is None
+    for _ in range(2):
+        trial = client.post("/api/v1/workers/w1/lease", json={}, headers=AUTH).json()["trial"]
+        failed = client.post(f"/api/v1/trials/{trial['id']}/fail", headers=AUTH,
+                             json={"lease_token": trial["lease_token"], "reason": "KeyError: 'u'"})
+        assert failed.status_code == 200, failed.text
+    shown = client.get(f"/api/v1/studies/{study_id}", headers=AUTH).json()
+    assert (shown["state"], shown["stop_kind"]) == ("stopped", "failures")
+    assert "the last 2 trials failed" in shown["stop_reason"]
+    assert "KeyError: 'u'" in shown["stop_reason"]
+    listed = client.get("/api/v1/studies", headers=AUTH).json()["data"]
+    assert [s["stop_kind"] for s in listed] == ["failures"]
