@@ -22,6 +22,7 @@ def cmd_objectives_show(args: argparse.Namespace) -> int:
     if args.name not in known:
         raise CliError(f"unknown objective {args.name!r}; registered: {sorted(known)}")
     print("\n".join(describe_lines(known[args.name].describe())))
+    print(f"installed from: {registry.version_of(args.name) or 'unknown'}")
     return 0
 
 
