@@ -189,6 +189,16 @@ class Client:
     def get_study(self, study_id: int) -> StudyPublic:
         return self._get(f"/studies/{study_id}", StudyPublic)
 
+    def update_budget(
+        self, study_id: int, *, max_trials: int | None = None, max_parallel: int | None = None
+    ) -> StudyPublic:
+        """Changes the budget (PATCH /studies/{id}); a larger `max_trials` reopens a study
+        that used its budget up. Raises ApiError (422: fewer trials than it already has)."""
+        budget = {"max_trials": max_trials, "max_parallel": max_parallel}
+        body = {"budget": {k: v for k, v in budget.items() if v is not None}}
+        response = self.request("PATCH", f"/studies/{study_id}", json=body)
+        return StudyPublic.model_validate(response.json())
+
     def list_studies(
         self, *, offset: int = 0, limit: int = 100, state: str | None = None
     ) -> StudiesPublic:
