@@ -206,13 +206,11 @@ class Objective:
 
     def _unknown(self, name: str, declared: Mapping[str, Any]) -> str:
         elsewhere = set(self.space) | set(self.defaults or {})
-        why = (
-            "with these objective_args" if name in elsewhere else "(it is not a parameter of it)"
+        what = (
+            f"does not use {name!r} with these objective_args" if name in elsewhere
+            else f"has no parameter {name!r}"
         )
-        return (
-            f"objective {self.name!r} does not use {name!r} {why}; its parameters: "
-            f"{sorted(declared)}"
-        )
+        return f"objective {self.name!r} {what}; its parameters: {sorted(declared)}"
 
     def load_train(self) -> TrainFn:
         if callable(self.train):
