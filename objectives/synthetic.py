@@ -92,7 +92,6 @@ BRANIN = Objective(
         "x1": {"type": "float", "low": -5.0, "high": 10.0},
         "x2": {"type": "float", "low": 0.0, "high": 15.0},
     },
-    defaults={"x1": 2.5, "x2": 7.5},
     train=_branin,
     args_model=BraninArgs,
 )
