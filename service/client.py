@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from service.config import Settings
+from service import token_files
 from service.schemas import (
     ArtifactPublic,
     BestTrial,
@@ -91,15 +91,13 @@ def format_detail(detail: Any) -> str:
     return str(detail)
 
 
-def default_token() -> str | None:
+def default_token(url: str | None = None) -> str | None:
+    """TUNESMITH_TOKEN, else the token file of the server at `url` (default TUNESMITH_URL):
+    `service.token_files.lookup_order`."""
     token = os.environ.get("TUNESMITH_TOKEN")
     if token:
         return token
-    path = Settings().token_file
-    try:
-        return path.read_text().strip() or None
-    except OSError:
-        return None
+    return token_files.find_token(url or os.environ.get("TUNESMITH_URL") or DEFAULT_URL)
 
 
 class Client:
@@ -112,7 +110,7 @@ class Client:
         retry_seconds: float = 30.0,
     ) -> None:
         self.url = (url or os.environ.get("TUNESMITH_URL") or DEFAULT_URL).rstrip("/")
-        self.token = token or default_token()
+        self.token = token or default_token(self.url)
         self.retry_seconds = retry_seconds
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
@@ -190,6 +188,16 @@ class Client:
 
     def get_study(self, study_id: int) -> StudyPublic:
         return self._get(f"/studies/{study_id}", StudyPublic)
+
+    def update_budget(
+        self, study_id: int, *, max_trials: int | None = None, max_parallel: int | None = None
+    ) -> StudyPublic:
+        """Changes the budget (PATCH /studies/{id}); a larger `max_trials` reopens a study
+        that used its budget up. Raises ApiError (422: fewer trials than it already has)."""
+        budget = {"max_trials": max_trials, "max_parallel": max_parallel}
+        body = {"budget": {k: v for k, v in budget.items() if v is not None}}
+        response = self.request("PATCH", f"/studies/{study_id}", json=body)
+        return StudyPublic.model_validate(response.json())
 
     def list_studies(
         self, *, offset: int = 0, limit: int = 100, state: str | None = None

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from service.domain import AttemptOutcome, Direction, Role, StudyState, TrialState
+from service.domain import AttemptOutcome, Direction, Role, StopKind, StudyState, TrialState
 from service.params import MAX_PARAMS, Param
 from service.specs import PruningSpec, StoppingSpec, StrategySpec, WarmStartSpec
 
@@ -155,13 +155,25 @@ class StudyPublic(_FromRow):
     warm_start: dict[str, Any] | None
     seed: int
     state: StudyState
+    stop_kind: StopKind | None = Field(
+        default=None,
+        description="Why the study ended (None while it has not): budget, target, patience, "
+        "ei_threshold, user, or, for a study that ended because its trials failed and should "
+        "be shown as failed, not done: all_failed (every trial failed) and failures "
+        "(`budget.max_consecutive_failures` trials in a row failed; the study is STOPPED). "
+        "`stop_reason` is the sentence to show.",
+    )
     stop_reason: str | None
     suggest_error: str | None = Field(
         description="Set while the study's suggestions fail: the reason; leasing skips the "
         "study until `suggest_retry_at` (a growing back-off), then tries again."
     )
     suggest_retry_at: datetime | None
-    warnings: list[str]
+    warnings: list[str] = Field(
+        description="What the user should know: recorded while the study ran (suggestion "
+        "failures, data fallbacks) and what its specification earns now (a gp budget no "
+        "larger than its initial design, a dead parameter)."
+    )
     datasets: list[StudyDataset] = Field(
         default_factory=list,
         description="The datasets its trials trained on (a fallback is also a warning).",
@@ -330,6 +342,13 @@ class ObjectivePublic(BaseModel):
     metric: str
     direction: Direction
     space: dict[str, Any]
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Every parameter the trainer reads with its default arguments: its range "
+        "(the space's JSON form) and `default` when it has one. A study's space may leave out "
+        "a parameter with a default (the trainer gets the default); naming a parameter not "
+        "listed here, or leaving out one without a default, is a 422.",
+    )
     args_schema: dict[str, Any]
 
 

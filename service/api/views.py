@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from service.core.advice import study_advice
 from service.schemas import (
     ArtifactPublic,
     AttemptPublic,
@@ -41,6 +42,7 @@ def study_public(
         counts=counts,
         n_trials=sum(counts.values()),
         owner=study.owner_name,
+        warnings=[*study.warnings, *study_advice(study)],
         best=None if best is None else from_row(BestTrial, best, trial_id=best.id),
     )
 

@@ -66,7 +66,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     setup_logging(os.environ.get("TUNESMITH_LOG_LEVEL", "info"))
     url = args.server or os.environ.get("TUNESMITH_URL") or "http://127.0.0.1:8000"
-    token = args.token or os.environ.get("TUNESMITH_TOKEN") or default_token()
+    token = args.token or default_token(url)
     slots = plan_slots(
         gpus=args.gpus, cpu_workers=args.cpu_workers, workers_per_gpu=args.workers_per_gpu
     )

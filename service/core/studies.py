@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from objectives import registry
+from objectives.base import ParameterMismatch
 from objectives.registry import EXTERNAL
 from service.core import machine
 from service.core.artifacts import ArtifactFiles
@@ -55,7 +56,9 @@ class ResolvedObjective:
 def resolve_objective(spec: StudyCreate) -> ResolvedObjective:
     """The metric, direction, space and arguments of `spec`, the objective's defaults filled
     in; raises InvalidRequest naming the field (an unknown objective, arguments its schema
-    refuses, an external study without a space)."""
+    refuses, an external study without a space, a space that does not fit the trainer's
+    declared parameters: `Objective.complete_space`, whose defaults fill in the parameters
+    the space leaves out)."""
     space_spec = (
         {name: p.model_dump() for name, p in spec.space.items()} if spec.space is not None else None
     )
@@ -74,8 +77,11 @@ def resolve_objective(spec: StudyCreate) -> ResolvedObjective:
         args = objective.parse_args(spec.objective_args).model_dump(mode="json")
     except ValidationError as exc:
         raise InvalidRequest.from_validation(exc, prefix="objective_args") from None
-    if space_spec is None:
-        space_spec = objective.space_for(spec.objective_args)
+    try:
+        space_spec = objective.complete_space(space_spec, spec.objective_args)
+    except ParameterMismatch as exc:
+        field = "space" if exc.name is None else f"space.{exc.name}"
+        raise InvalidRequest(str(exc), field=field) from None
     return ResolvedObjective(
         spec.metric or objective.metric,
         spec.direction or Direction(objective.direction),
