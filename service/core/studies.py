@@ -140,10 +140,15 @@ def create_study(db: Database, spec: StudyCreate, *, owner_token_id: int | None)
         return study.id
 
 
-def update_budget(db: Database, study_id: int, update: StudyUpdate) -> None:
-    """Applies a new budget; a study that was DONE because its budget ran out runs again."""
+def update_study(db: Database, study_id: int, update: StudyUpdate) -> None:
+    """Applies a new budget (a study that was DONE because its budget ran out runs again)
+    and replaces the notes, each when given."""
     with db.write() as session:
         study = repo.get_study(session, study_id, lock=True)
+        if update.notes is not None:
+            study.notes = update.notes
+        if update.budget is None:
+            return
         budget = dict(study.budget)
         if update.budget.max_trials is not None:
             n_trials = sum(repo.trial_counts(session, [study.id])[study.id].values())

@@ -27,6 +27,7 @@ from service.store.models import (
     Worker,
     utcnow,
 )
+from service.trialquery import Condition, sort_key
 
 # ---- studies ------------------------------------------------------------------------------
 
@@ -174,31 +175,65 @@ def list_trials(
     *,
     states: Sequence[TrialState] | None = None,
     offset: int = 0,
-    limit: int = 100,
+    limit: int | None = 100,
     order: str = "number",
     descending: bool = False,
+    conditions: Sequence[Condition] = (),
+    order_param: str | None = None,
 ) -> tuple[list[Trial], int]:
+    """One page of a study's trials and how many match. Conditions on the value run in SQL;
+    conditions on parameters and an order by a parameter (`order="param"`) read the matching
+    trials' parameters and sort in Python (parameters are one JSON column). `limit` None:
+    every matching trial."""
     where: list[ColumnElement[bool]] = [Trial.study_id == study_id]
     if states:
         where.append(Trial.state.in_(list(states)))
-    count = session.scalar(select(func.count()).select_from(Trial).where(*where)) or 0
+    for c in conditions:
+        if c.param is None and c.op == ">=":
+            where.append(Trial.value >= c.operand)
+        elif c.param is None and c.op == "<=":
+            where.append(Trial.value <= c.operand)
     column = {
         "number": Trial.number,
+        "param": Trial.number,
         "value": Trial.value,
         "state": Trial.state,
         "updated_at": Trial.updated_at,
         "started_at": Trial.started_at,
         "finished_at": Trial.finished_at,
     }[order]
-    ordering = column.desc() if descending else column.asc()
-    rows = session.scalars(
-        select(Trial)
+    ordering = column.desc() if descending and order != "param" else column.asc()
+    by_params = [c for c in conditions if c.param is not None]
+    if not by_params and order_param is None:
+        count = session.scalar(select(func.count()).select_from(Trial).where(*where)) or 0
+        rows = session.scalars(
+            select(Trial)
+            .where(*where)
+            .order_by(ordering, Trial.number.asc())
+            .offset(offset)
+            .limit(limit)
+        ).all()
+        return list(rows), count
+    found = session.execute(
+        select(Trial.id, Trial.number, Trial.params)
         .where(*where)
         .order_by(ordering, Trial.number.asc())
-        .offset(offset)
-        .limit(limit)
     ).all()
-    return list(rows), count
+    kept = [r for r in found if all(c.accepts(r.params, None) for c in by_params)]
+    if order_param is not None:
+        key = sort_key(order_param)
+        present = sorted(
+            (r for r in kept if order_param in r.params),
+            key=lambda r: key(r.params, r.number),
+            reverse=descending,
+        )
+        kept = present + [r for r in kept if order_param not in r.params]
+    page = [r.id for r in kept[offset : None if limit is None else offset + limit]]
+    by_id: dict[int, Trial] = {}
+    for start in range(0, len(page), 500):
+        chunk = page[start : start + 500]
+        by_id.update((t.id, t) for t in session.scalars(select(Trial).where(Trial.id.in_(chunk))))
+    return [by_id[i] for i in page], len(kept)
 
 
 def trials_in_states(session: Session, study_id: int, states: Sequence[TrialState]) -> list[Trial]:
