@@ -301,6 +301,10 @@ def test_notes_render_markdown_and_never_html(
     assert live_server.client().get_study(mixed).notes == notes
     _ready(page, f"/studies/{mixed}")
     assert page.locator("#study-notes h3").inner_text() == "Findings"
+    page.wait_for_selector("#live.live-live")
+    elsewhere = {"notes": "# Changed elsewhere"}
+    live_server.client().request("PATCH", f"/studies/{mixed}", json=elsewhere)
+    page.wait_for_selector("#study-notes h3:has-text('Changed elsewhere')")
 
 
 def _table_numbers(page: Any) -> list[int]:

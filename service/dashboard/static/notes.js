@@ -57,5 +57,9 @@ export function notesCard(ctx) {
 
   edit.addEventListener("click", editor);
   show();
-  return { el, show };
+  // A study event: shows notes changed elsewhere, unless the editor is open.
+  const update = () => {
+    if (!edit.hidden) show();
+  };
+  return { el, update };
 }

@@ -326,6 +326,7 @@ export async function render(main, studyId) {
       if (event === "study") {
         ctx.study = data;
         trials.setStudy(data);
+        notes.update();
         showHead();
       } else if (event === "trial") {
         merge(ctx.hist, data);

@@ -28,14 +28,11 @@ function artifactTile(artifact) {
       if (isImage) {
         replace(
           body,
-          h("img", {
-            src: url,
-            alt: artifact.name,
-            loading: "lazy",
-            class: "zoomable",
-            title: "click to enlarge",
-            onclick: () => openLightbox(url, artifact.name),
-          }),
+          h(
+            "button",
+            { class: "zoom", title: "enlarge", "aria-label": `enlarge ${artifact.name}`, onclick: () => openLightbox(url, artifact.name) },
+            h("img", { src: url, alt: artifact.name, loading: "lazy" }),
+          ),
         );
       } else {
         replace(body, h("a", { href: url, download: artifact.name.split("/").pop(), class: "btn btn-small" }, "Download"));
