@@ -281,7 +281,7 @@ CSP_WATCH = (
 
 
 def test_the_dashboard_runs_under_its_csp_and_deletes_a_study_after_confirming(
-    browser: Any, live_server: ServerProcess
+    browser: Any, live_server: ServerProcess, tmp_path: Path
 ) -> None:
     """Every page works under the dashboard's Content-Security-Policy (no violation, WebGL
     plots included), and Delete asks first: dismissed, the study stays.
@@ -314,9 +314,22 @@ def test_the_dashboard_runs_under_its_csp_and_deletes_a_study_after_confirming(
         for path, ready in pages:
             page.goto(path)
             page.wait_for_selector(ready)
+        trial = client.trials(study.id, state="complete")[0]
+        image = tmp_path / "samples.png"
+        image.write_bytes(_png(16, 16))
+        client.upload_artifact(trial.id, "samples.png", image, "image/png")
+        page.goto(f"/trials/{trial.id}")
+        page.click("#artifacts button.zoom")
+        page.wait_for_selector("#lightbox img")
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#lightbox", state="detached")
         assert page.evaluate("window.__csp") == []
         page.goto(f"/studies/{study.id}")
         page.wait_for_selector("body[data-ready=true]")
+        page.click("#notes-edit")
+        page.fill("#notes-text", "**kept** under the CSP")
+        page.click("#notes-save")
+        page.wait_for_selector("#study-notes strong:has-text('kept')")
 
         page.once("dialog", lambda dialog: dialog.dismiss())
         page.click("#delete-study")
