@@ -8,7 +8,10 @@ Rules:
   (or any) parameter as text, with JSON spelling for non-strings (`true`, `3`, `0.5`).
 - A trial without a value, or without the parameter, never satisfies a condition on it.
 - An order is one of the table's columns or `params.NAME`; trials without the parameter
-  sort last, ties by trial number.
+  sort last, ties by trial number (ascending, in either direction).
+- Float and int parameters with plain names (`numeric_params`) are compared and ordered in
+  SQL (JSON extraction); the others in Python over the matching trials. Both give the same
+  answers: numeric parameters only ever hold numbers.
 Errors are InvalidRequest naming the query field (`where`, `order`).
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,6 +31,7 @@ PARAM_PREFIX = "params."
 MAX_CONDITIONS = 32
 
 Operator = Literal[">=", "<=", "="]
+SQL_SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 
 @dataclass(frozen=True)
@@ -121,18 +126,27 @@ def parse_order(order: str, names: Sequence[str]) -> tuple[str, str | None]:
     raise InvalidRequest(f"order: {order!r} is not one of {choices}", field="order")
 
 
-SortKey = tuple[int, float, str, int]
+def numeric_params(space: Mapping[str, Mapping[str, Any]]) -> frozenset[str]:
+    """The float and int parameters that SQL may compare and order (plain names only, so a
+    name never has to be quoted inside a JSON path)."""
+    return frozenset(
+        name
+        for name, spec in space.items()
+        if spec.get("type") in ("float", "int") and SQL_SAFE_NAME.match(name)
+    )
 
 
-def sort_key(param: str) -> Callable[[Mapping[str, Any], int], SortKey]:
-    """Orders trials by one parameter: numbers before text, missing ones last."""
+SortKey = tuple[int, float, str]
 
-    def key(params: Mapping[str, Any], number: int) -> SortKey:
-        v = params.get(param)
-        if v is None:
-            return (2, 0.0, "", number)
+
+def sort_key(param: str) -> Callable[[Mapping[str, Any]], SortKey]:
+    """Orders trials by one parameter: numbers before text (a stable sort keeps trial order
+    among ties); trials without it are set apart by the caller."""
+
+    def key(params: Mapping[str, Any]) -> SortKey:
+        v = params[param]
         if isinstance(v, int | float) and not isinstance(v, bool):
-            return (0, float(v), "", number)
-        return (1, 0.0, as_text(v), number)
+            return (0, float(v), "")
+        return (1, 0.0, as_text(v))
 
     return key

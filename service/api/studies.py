@@ -37,7 +37,7 @@ from service.schemas import (
     TrialsPublic,
 )
 from service.store import repository as repo
-from service.trialquery import parse_conditions, parse_order
+from service.trialquery import numeric_params, parse_conditions, parse_order
 
 router = APIRouter(prefix="/studies", tags=["studies"], responses=ERROR_RESPONSES)
 
@@ -184,6 +184,7 @@ def _matching(
             descending=descending,
             conditions=parse_conditions(where or [], names),
             order_param=param,
+            numeric=numeric_params(study.space),
         )
         return names, [trial_public(t) for t in rows], count
 

@@ -24,7 +24,7 @@ from service.schemas import StudyCreate, StudyUpdate
 from service.store import repository as repo
 from service.store.db import Database
 from service.store.models import Trial, Worker, utcnow
-from service.trialquery import parse_conditions, parse_order
+from service.trialquery import numeric_params, parse_conditions, parse_order
 
 POLICY = LeasePolicy(lease_seconds=60.0, max_retries=2)
 EXTERNAL_SPACE = {
@@ -555,15 +555,26 @@ def test_a_stopped_study_stays_stopped_when_its_last_trials_finish(
 
 def test_trials_filter_and_order_by_parameter_and_value(db: Database) -> None:
     study_id = new_study(db, external=True, max_trials=10)
-    configs = [{"x": 0.9, "n": 5}, {"x": 0.1, "n": 700}, {"x": 0.5, "n": 40}, {"x": 0.3, "n": 2}]
-    values = [0.8, None, 0.2, 0.5]
+    configs = [
+        {"x": 0.9, "n": 5},
+        {"x": 0.1, "n": 700},
+        {"x": 0.5, "n": 40},
+        {"x": 0.3, "n": 2},
+        {"x": 0.5, "n": 900},
+    ]
+    values = [0.8, None, 0.2, 0.5, 0.4]
     with db.write() as session:
         trials = enqueue(session, repo.get_study(session, study_id, lock=True), configs)
         for trial, value in zip(trials, values, strict=True):
             session.execute(update(Trial).where(Trial.id == trial.id).values(value=value))
     names = list(EXTERNAL_SPACE)
 
-    def numbers(where: list[str], order: str = "number", descending: bool = False) -> list[int]:
+    def numbers(
+        where: list[str],
+        order: str = "number",
+        descending: bool = False,
+        numeric: frozenset[str] = frozenset(),
+    ) -> list[int]:
         column, param = parse_order(order, names)
         with db.read() as session:
             rows, count = repo.list_trials(
@@ -573,15 +584,18 @@ def test_trials_filter_and_order_by_parameter_and_value(db: Database) -> None:
                 order=column,
                 order_param=param,
                 descending=descending,
+                numeric=numeric,
             )
         assert count == len(rows)
         return [t.number for t in rows]
 
-    assert numbers(["params.x>=0.3"]) == [0, 2, 3]
-    assert numbers(["params.n<=40", "value<=0.5"]) == [2, 3]
-    assert numbers([], order="params.n") == [3, 0, 2, 1]
-    assert numbers(["params.x<=0.5"], order="params.x", descending=True) == [2, 3, 1]
-    assert numbers(["value>=0.1"], order="params.x") == [3, 2, 0]
+    for numeric in (frozenset(), numeric_params(EXTERNAL_SPACE)):  # in Python, then in SQL
+        assert numbers(["params.x>=0.3"], numeric=numeric) == [0, 2, 3, 4]
+        assert numbers(["params.n<=40", "value<=0.5"], numeric=numeric) == [2, 3]
+        assert numbers([], order="params.n", numeric=numeric) == [3, 0, 2, 1, 4]
+        by_x_down = numbers(["params.x<=0.5"], order="params.x", descending=True, numeric=numeric)
+        assert by_x_down == [2, 4, 3, 1], "ties by trial number in either direction"
+        assert numbers(["value>=0.1"], order="params.x", numeric=numeric) == [3, 2, 4, 0]
 
 
 def test_notes_are_stored_with_the_study(db: Database) -> None:
