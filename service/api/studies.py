@@ -5,7 +5,8 @@ delete) is for its owner or an admin (service.core.owners)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
@@ -37,7 +38,10 @@ from service.schemas import (
     TrialsPublic,
 )
 from service.store import repository as repo
+from service.store.models import Trial
 from service.trialquery import numeric_params, parse_conditions, parse_order
+
+R = TypeVar("R")
 
 router = APIRouter(prefix="/studies", tags=["studies"], responses=ERROR_RESPONSES)
 
@@ -168,8 +172,10 @@ def _matching(
     descending: bool,
     offset: int = 0,
     limit: int | None = None,
-) -> tuple[list[str], list[TrialPublic], int]:
-    """(the study's parameter names, the page of matching trials, how many match)."""
+    present: Callable[[list[str], list[Trial]], R],
+) -> tuple[R, int]:
+    """The page of matching trials as `present(parameter names, trials)` makes it (inside
+    the read session), and how many match."""
     with ctx.db.read() as session:
         study = repo.get_study(session, study_id)
         names = list(study.space)
@@ -186,7 +192,7 @@ def _matching(
             order_param=param,
             numeric=numeric_params(study.space),
         )
-        return names, [trial_public(t) for t in rows], count
+        return present(names, rows), count
 
 
 @router.get("/{study_id}/trials", operation_id="list_trials", responses=NOT_FOUND)
@@ -203,7 +209,7 @@ def trials(
 ) -> TrialsPublic:
     """One page of the study's trials, filtered by state and by `where` conditions on the
     value and the parameters, ordered by a column or a parameter."""
-    _names, data, count = _matching(
+    data, count = _matching(
         ctx,
         study_id,
         state=state,
@@ -212,6 +218,7 @@ def trials(
         descending=descending,
         offset=offset,
         limit=limit,
+        present=lambda _names, rows: [trial_public(t) for t in rows],
     )
     return TrialsPublic(data=data, count=count)
 
@@ -234,11 +241,17 @@ def trials_csv_(
     """Every matching trial (same filters as the JSON list, no paging) as CSV: number,
     trial_id, state, value, one `params_NAME` column per parameter, step, pruned_step,
     error, worker, source and times. Downloaded as study-ID-trials.csv."""
-    names, data, _count = _matching(
-        ctx, study_id, state=state, where=where, order=order, descending=descending
+    text, _count = _matching(
+        ctx,
+        study_id,
+        state=state,
+        where=where,
+        order=order,
+        descending=descending,
+        present=trials_csv,
     )
     return Response(
-        trials_csv(names, data),
+        text,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="study-{study_id}-trials.csv"'},
     )

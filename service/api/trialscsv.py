@@ -9,8 +9,9 @@ import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from service.api.views import duration_seconds
 from service.domain import TrialState
-from service.schemas import TrialPublic
+from service.store.models import Trial
 from service.trialquery import as_text
 
 FIRST = ["number", "trial_id", "state", "value"]
@@ -32,10 +33,10 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return repr(value)
-    return as_text(value) if not isinstance(value, str) else value
+    return as_text(value)
 
 
-def trials_csv(names: Sequence[str], trials: Iterable[TrialPublic]) -> str:
+def trials_csv(names: Sequence[str], trials: Iterable[Trial]) -> str:
     """The CSV text, trials in the given order; empty cells for missing values."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -57,7 +58,7 @@ def trials_csv(names: Sequence[str], trials: Iterable[TrialPublic]) -> str:
                 t.created_at.isoformat(),
                 _cell(t.started_at.isoformat() if t.started_at else None),
                 _cell(t.finished_at.isoformat() if t.finished_at else None),
-                _cell(t.duration_seconds),
+                _cell(duration_seconds(t)),
             ]
         )
     return out.getvalue()
