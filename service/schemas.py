@@ -11,7 +11,7 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from service.domain import AttemptOutcome, Direction, Role, StopKind, StudyState, TrialState
 from service.params import MAX_PARAMS, Param
@@ -127,10 +127,21 @@ class BudgetUpdate(_Request):
     max_parallel: int | None = Field(default=None, ge=1, le=1024)
 
 
-class StudyUpdate(_Request):
-    """Changes to a study: a larger budget resumes a study that used its budget up."""
+MAX_NOTES_CHARS = 20_000
 
-    budget: BudgetUpdate
+
+class StudyUpdate(_Request):
+    """Changes to a study: a larger budget resumes a study that used its budget up; `notes`
+    replaces the study's notes (markdown, at most `MAX_NOTES_CHARS` characters)."""
+
+    budget: BudgetUpdate | None = None
+    notes: str | None = Field(default=None, max_length=MAX_NOTES_CHARS)
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> StudyUpdate:
+        if self.budget is None and self.notes is None:
+            raise ValueError("give budget, notes or both")
+        return self
 
 
 class BestTrial(_FromRow):
@@ -174,6 +185,7 @@ class StudyPublic(_FromRow):
         "failures, data fallbacks) and what its specification earns now (a gp budget no "
         "larger than its initial design, a dead parameter)."
     )
+    notes: str = Field(default="", description="Markdown kept by the study's owner.")
     datasets: list[StudyDataset] = Field(
         default_factory=list,
         description="The datasets its trials trained on (a fallback is also a warning).",

@@ -146,11 +146,16 @@ def create_study(db: Database, spec: StudyCreate, *, owner_token_id: int | None)
         return study.id
 
 
-def update_budget(db: Database, study_id: int, update: StudyUpdate) -> None:
-    """Applies a new budget; a study that was DONE because its budget ran out runs again when
-    the new budget leaves room for a trial (a change of `max_parallel` alone leaves it done)."""
+def update_study(db: Database, study_id: int, update: StudyUpdate) -> None:
+    """Replaces the notes and applies a new budget, each when given; a study that was DONE
+    because its budget ran out runs again when the new budget leaves room for a trial (a
+    change of `max_parallel` alone leaves it done)."""
     with db.write() as session:
         study = repo.get_study(session, study_id, lock=True)
+        if update.notes is not None:
+            study.notes = update.notes
+        if update.budget is None:
+            return
         budget = dict(study.budget)
         n_trials = sum(repo.trial_counts(session, [study.id])[study.id].values())
         if update.budget.max_trials is not None:
