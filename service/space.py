@@ -286,8 +286,12 @@ class SearchSpace:
     def snap_many(self, X: np.ndarray) -> np.ndarray:
         """Vectorized `snap` for a batch (n, dim): floats clipped, integers and stepped
         parameters rounded to their grid (integers in their warped scale), categorical blocks
-        set to the one-hot of their largest entry, inactive parameters' columns imputed."""
-        X = np.clip(np.array(X, dtype=float), 0.0, 1.0).reshape(-1, self.dim)
+        set to the one-hot of their largest entry, inactive parameters' columns imputed (and
+        an imputed column whose parameter became active set to the middle of its range)."""
+        X = np.array(X, dtype=float).reshape(-1, self.dim)
+        # A column that a category switch made active starts from the middle of its range.
+        X[X == INACTIVE] = 0.5
+        X = np.clip(X, 0.0, 1.0)
         columns = {c.name: c for c in self.columns}
         values: dict[str, np.ndarray] = {}
         active: dict[str, np.ndarray] = {}

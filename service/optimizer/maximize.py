@@ -101,7 +101,8 @@ def _perturb(
             block[switch] = 0.0
             block[np.flatnonzero(switch), choice[switch]] = 1.0
         else:
-            base[:, col.start] += scales[:, 0] * rng.standard_normal(n)
+            on = base[:, col.start] != INACTIVE
+            base[on, col.start] += scales[on, 0] * rng.standard_normal(int(on.sum()))
     return base
 
 
