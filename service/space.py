@@ -150,6 +150,19 @@ class SearchSpace:
         the result; a value given for one is ignored (an import or a client may send every
         parameter).
         """
+        out, missing = self.validate_partial(config, field=field)
+        if missing:
+            where = f"{field}.{missing[0]}"
+            raise InvalidConfiguration(f"{where}: missing", field=where)
+        return out
+
+    def validate_partial(
+        self, config: Mapping[str, Any], *, field: str = "params"
+    ) -> tuple[dict[str, Any], list[str]]:
+        """`validate` for a configuration that may lack parameters (an earlier study's trial,
+        before the space gained them): returns the coerced known part and the names of the
+        active parameters it lacks, with the children of a lacking parent (whether they are
+        active is unknown). Raises InvalidConfiguration for anything else `validate` refuses."""
         if not isinstance(config, Mapping):
             raise InvalidConfiguration(f"{field} must be an object", field=field)
         unknown = sorted(set(config) - set(self.params))
@@ -159,18 +172,36 @@ class SearchSpace:
                 field=f"{field}.{unknown[0]}",
             )
         out: dict[str, Any] = {}
+        missing: list[str] = []
         for name in self.order:
             p = self.params[name]
-            where = f"{field}.{name}"
+            if any(parent in missing for parent in p.condition or {}):
+                missing.append(name)
+                continue
             if not self.is_active(name, out):
                 continue
-            if name not in config:
-                if isinstance(p, FixedParam):
-                    out[name] = p.value
-                    continue
-                raise InvalidConfiguration(f"{where}: missing", field=where)
-            out[name] = _coerce(p, config[name], where)
-        return {name: out[name] for name in self.params if name in out}
+            if name in config:
+                out[name] = _coerce(p, config[name], f"{field}.{name}")
+            elif isinstance(p, FixedParam):
+                out[name] = p.value
+            else:
+                missing.append(name)
+        ordered = {name: out[name] for name in self.params if name in out}
+        return ordered, [name for name in self.params if name in missing]
+
+    def filled(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """`config` with a value for every parameter, active or not: those it lacks at the
+        middle of their range (grid) or their first choice. For encoding a partial
+        configuration whose missing columns the caller ignores."""
+        out: dict[str, Any] = {}
+        for name, p in self.params.items():
+            if isinstance(p, FloatParam | IntParam):
+                out[name] = _value_of(p, 0.5)
+            elif isinstance(p, CategoricalParam):
+                out[name] = p.choices[0]
+            else:
+                out[name] = p.value
+        return {**out, **config}
 
     def is_active(self, name: str, config: Mapping[str, Any]) -> bool:
         """Whether `name`'s condition holds in `config` (whose parents were already decided:
