@@ -177,3 +177,26 @@ def test_an_imported_trial_with_an_inactive_parameter_is_accepted_and_modelled(
     client.post(f"/api/v1/studies/{copy}/resume", headers=AUTH)
     for trial in suggest(client, copy, 2):
         check(trial["params"])
+
+
+def test_history_and_gp_view_of_a_conditional_study(client: TestClient) -> None:
+    """Trials that do not use a conditional parameter show it as null in the history; the GP
+    view along a conditional parameter (inactive at the centre of the cube) and along a
+    stepped one answers, on the grid."""
+    study = study_with(client, {"name": "gp", "n_initial": 4, "seed": 1}, "views")
+    for _ in range(3):
+        for trial in suggest(client, study["id"], 3):
+            client.post(
+                f"/api/v1/trials/{trial['id']}/complete",
+                json={"lease_token": trial["lease_token"], "value": loss(trial["params"])},
+                headers=AUTH,
+            )
+    history = client.get(f"/api/v1/studies/{study['id']}/history", headers=AUTH).json()
+    arch, filters = history["params"]["arch"], history["params"]["filters"]
+    assert all((f is None) == (a == "dense") for a, f in zip(arch, filters, strict=True))
+    url = f"/api/v1/studies/{study['id']}/model"
+    for param in ("filters", "kernel", "dropout"):
+        response = client.get(url, params={"param": param, "points": 30}, headers=AUTH)
+        assert response.status_code == 200, response.text
+    view = client.get(url, params={"param": "filters", "points": 30}, headers=AUTH).json()
+    assert all(v % 8 == 0 for v in view["x"]["values"])

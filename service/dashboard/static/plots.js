@@ -121,6 +121,11 @@ function finite(hist) {
   return rows;
 }
 
+// Conditional parameters are absent from the trials that do not use them.
+function present(v) {
+  return v !== null && v !== undefined;
+}
+
 function reversed(direction) {
   return direction === "minimize";
 }
@@ -133,17 +138,32 @@ export function parallelPlot(el, hist, study) {
     if (spec.type === "fixed") continue;
     const raw = rows.map((i) => hist.params[name][i]);
     if (spec.type === "categorical") {
+      // A conditional parameter a trial did not use gets its own "inactive" tick.
       const labels = spec.choices.map(String);
+      const inactive = raw.some((v) => !present(v));
+      const ticks = inactive ? [...labels, "inactive"] : labels;
       dims.push({
         label: name,
-        values: raw.map((v) => labels.indexOf(String(v))),
-        tickvals: labels.map((_, k) => k),
-        ticktext: labels,
+        values: raw.map((v) => (present(v) ? labels.indexOf(String(v)) : labels.length)),
+        tickvals: ticks.map((_, k) => k),
+        ticktext: ticks,
       });
-    } else if (spec.log) {
-      dims.push({ label: `log10 ${name}`, values: raw.map((v) => Math.log10(v)) });
     } else {
-      dims.push({ label: name, values: raw, range: [spec.low, spec.high] });
+      // Numeric: an inactive value sits one tenth of the range below it, labelled so.
+      const lo = spec.log ? Math.log10(spec.low) : spec.low;
+      const hi = spec.log ? Math.log10(spec.high) : spec.high;
+      const below = lo - 0.1 * (hi - lo || 1);
+      const values = raw.map((v) => (present(v) ? (spec.log ? Math.log10(v) : v) : below));
+      const dim = { label: spec.log ? `log10 ${name}` : name, values, range: [lo, hi] };
+      if (raw.some((v) => !present(v))) {
+        const ticks = Array.from({ length: 5 }, (_, k) => lo + (k * (hi - lo)) / 4);
+        Object.assign(dim, {
+          range: [below, hi],
+          tickvals: [below, ...ticks],
+          ticktext: ["inactive", ...ticks.map((t) => Number(t.toPrecision(3)).toString())],
+        });
+      }
+      dims.push(dim);
     }
   }
   const values = rows.map((i) => hist.value[i]);
@@ -192,7 +212,7 @@ export function importancePlot(el, imp) {
 
 // One slice per searchable parameter: value against the parameter, coloured by trial number.
 export function slicePlot(el, hist, study, name) {
-  const rows = finite(hist);
+  const rows = finite(hist).filter((i) => present(hist.params[name][i]));
   const spec = study.space[name];
   return draw(
     el,
@@ -254,7 +274,9 @@ function axisLayout(name, axis, centers) {
 
 // Contour of the best value seen in each cell of a grid over two parameters, with the trials.
 export function contourPlot(el, hist, study, nx, ny) {
-  const rows = finite(hist);
+  const rows = finite(hist).filter(
+    (i) => present(hist.params[nx][i]) && present(hist.params[ny][i]),
+  );
   const ax = axisCoords(study.space[nx], rows.map((i) => hist.params[nx][i]));
   const ay = axisCoords(study.space[ny], rows.map((i) => hist.params[ny][i]));
   const cx = gridPoints(study.space[nx]);
@@ -350,6 +372,7 @@ export function trialCurvePlot(el, values, metric) {
 }
 
 function coord(axis, value) {
+  if (!present(value)) return null; // a conditional parameter the trial did not use
   if (axis.kind === "categorical") return String(value);
   return value;
 }
