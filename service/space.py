@@ -57,7 +57,7 @@ from service.params import (
 )
 
 INACTIVE = -0.5
-_ENUMERATE_CONDITIONAL = 100_000
+_ENUMERATE_CONDITIONAL = 5_000
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,7 @@ class SearchSpace:
         check_conditions(self.params)
         self.order = conditional_order(self.params)
         self.conditional = any(p.condition for p in self.params.values())
+        self._cardinality: int | Literal[False] | None = False  # not counted yet
         self._condition_keys = {
             name: {q: {choice_key(v) for v in vs} for q, vs in p.condition.items()}
             for name, p in self.params.items()
@@ -245,8 +246,14 @@ class SearchSpace:
 
     def cardinality(self) -> int | None:
         """Number of distinct configurations, or None when a float parameter without a step
-        makes it infinite. With conditions it is exact up to 100,000 combinations of all the
-        parameters' values, an upper bound beyond."""
+        makes it infinite. With conditions it is exact up to 5,000 combinations of all the
+        parameters' values (counted once per space), an upper bound beyond."""
+        if self._cardinality is not False:
+            return self._cardinality
+        self._cardinality = self._count()
+        return self._cardinality
+
+    def _count(self) -> int | None:
         total = 1
         for p in self.params.values():
             if isinstance(p, FloatParam) and p.step is None:
