@@ -157,13 +157,28 @@ class Objective:
         return {k: dict(v) for k, v in space.items()}
 
     def recipe_for(self, args: Mapping[str, Any] | None) -> dict[str, Any] | None:
-        """The recipe's value of every parameter in `space_for(args)`; None without a recipe.
+        """The recipe's value of every parameter in `space_for(args)` that is active in it (a
+        parameter whose `condition` the recipe's own values do not meet is left out); None
+        without a recipe.
 
         Raises pydantic.ValidationError for invalid `args`.
         """
         if self.defaults is None:
             return None
-        return {name: self.defaults[name] for name in self.space_for(args) if name in self.defaults}
+        space = self.space_for(args)
+        recipe = {name: self.defaults[name] for name in space if name in self.defaults}
+        dropped = True
+        while dropped:  # a parent dropped makes its children inactive too
+            dropped = False
+            for name, spec in space.items():
+                condition = spec.get("condition") or {}
+                if name in recipe and any(
+                    parent not in recipe or recipe[parent] not in values
+                    for parent, values in condition.items()
+                ):
+                    del recipe[name]
+                    dropped = True
+        return recipe
 
     def parameters_for(self, args: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
         """Every parameter the trainer reads for `args`: its default range (the space's JSON

@@ -325,12 +325,9 @@ def _axis(space: SearchSpace, name: str, points: int) -> ModelAxis:
         raise InvalidRequest(f"param: {name!r} is fixed; choose a searchable one", field="param")
     if isinstance(p, CategoricalParam):
         return ModelAxis(name=name, kind="categorical", log=False, values=list(p.choices))
-    col = next(c for c in space.columns if c.name == name)
-    x = np.full(space.dim, 0.5)
-    values: list[Any] = []
-    for u in np.linspace(0.0, 1.0, points):
-        x[col.start] = u
-        values.append(space.decode(x)[name])
+    # The parameter alone (a conditional one may be inactive at the cube's centre).
+    alone = SearchSpace({name: p.model_copy(update={"condition": None})})
+    values: list[Any] = [alone.decode([u])[name] for u in np.linspace(0.0, 1.0, points)]
     if isinstance(p, IntParam):
         values = sorted(set(values))
         return ModelAxis(name=name, kind="int", log=p.log, values=values)

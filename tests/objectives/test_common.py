@@ -119,13 +119,41 @@ def test_merge_params_refuses_a_parameter_the_configuration_ignores() -> None:
 
 
 def test_each_vae_architecture_searches_only_what_it_uses() -> None:
-    assert VAE.space == VAE.space_for({}) == VAE.space_for({"architecture": "dense"})
     dense, conv = VAE.space_for({"architecture": "dense"}), VAE.space_for({"architecture": "conv"})
     assert "hidden_units" in dense and "filters" not in dense
     assert "filters" in conv and "hidden_units" not in conv
     assert set(dense) - {"hidden_units"} == set(conv) - {"filters"}
+    assert "architecture" not in dense and not any("condition" in p for p in conv.values())
     assert VAE.recipe_for({"architecture": "conv"}) == {
-        k: v for k, v in VAE_DEFAULTS.items() if k != "hidden_units"}
+        k: v for k, v in VAE_DEFAULTS.items() if k not in ("hidden_units", "architecture")}
+
+
+def test_the_default_vae_space_searches_the_architecture_with_conditions() -> None:
+    """Without the argument the architecture is a parameter: `hidden_units` is active only
+    for dense, `filters` (multiples of 8) only for conv; the recipe is the dense one."""
+    from service.space import SearchSpace
+
+    space = SearchSpace.from_spec(VAE.space_for({}))
+    assert VAE.space == VAE.space_for({})
+    assert space.params["architecture"].choices == ["dense", "conv"]  # type: ignore[union-attr]
+    recipe = VAE.recipe_for({})
+    assert recipe is not None and recipe["architecture"] == "dense"
+    assert "filters" not in recipe and space.validate(recipe) == recipe
+    conv = {**recipe, "architecture": "conv", "filters": 24}
+    del conv["hidden_units"]
+    assert space.validate(conv) == conv
+    assert space.active_names(conv) == [n for n in VAE.space if n != "hidden_units"]
+
+
+def test_the_default_gan_space_conditions_beta_1_on_adam() -> None:
+    from objectives.gan import GAN
+    from service.space import SearchSpace
+
+    space = SearchSpace.from_spec(GAN.space)
+    recipe = GAN.recipe_for({})
+    assert recipe is not None and space.validate(recipe) == recipe and "beta_1" in recipe
+    rms = {k: v for k, v in recipe.items() if k != "beta_1"} | {"optimizer": "rmsprop"}
+    assert space.validate({**rms, "beta_1": 0.5}) == rms
 
 
 @pytest.mark.parametrize(

@@ -213,6 +213,11 @@ function finite(hist) {
   return rows;
 }
 
+// Conditional parameters are absent from the trials that do not use them.
+function present(v) {
+  return v !== null && v !== undefined;
+}
+
 function reversed(direction) {
   return direction === "minimize";
 }
@@ -226,22 +231,35 @@ export function parallelPlot(el, hist, study, opts = {}) {
     if (spec.type === "fixed") continue;
     const raw = rows.map((i) => hist.params[name][i]);
     if (spec.type === "categorical") {
+      // A conditional parameter a trial did not use gets its own "inactive" tick.
       const labels = spec.choices.map(String);
+      const inactive = raw.some((v) => !present(v));
+      const ticks = inactive ? [...labels, "inactive"] : labels;
       dims.push({
         label: name,
-        values: raw.map((v) => labels.indexOf(String(v))),
-        tickvals: labels.map((_, k) => k),
-        ticktext: labels,
-      });
-    } else if (spec.log) {
-      dims.push({
-        label: `${name} (log)`,
-        values: raw.map((v) => Math.log10(v)),
-        range: [Math.log10(spec.low), Math.log10(spec.high)],
-        ...logTicks(spec.low, spec.high),
+        values: raw.map((v) => (present(v) ? labels.indexOf(String(v)) : labels.length)),
+        tickvals: ticks.map((_, k) => k),
+        ticktext: ticks,
       });
     } else {
-      dims.push({ label: name, values: raw, range: [spec.low, spec.high] });
+      // Numeric: a log parameter sits at log10 positions with ticks in its own units; an
+      // inactive value sits one tenth of the range below it, labelled so.
+      const lo = spec.log ? Math.log10(spec.low) : spec.low;
+      const hi = spec.log ? Math.log10(spec.high) : spec.high;
+      const below = lo - 0.1 * (hi - lo || 1);
+      const values = raw.map((v) => (present(v) ? (spec.log ? Math.log10(v) : v) : below));
+      const dim = { label: spec.log ? `${name} (log)` : name, values, range: [lo, hi] };
+      if (spec.log) Object.assign(dim, logTicks(spec.low, spec.high));
+      if (raw.some((v) => !present(v))) {
+        const tickvals = dim.tickvals ?? Array.from({ length: 5 }, (_, k) => lo + (k * (hi - lo)) / 4);
+        const ticktext = dim.ticktext ?? tickvals.map((t) => Number(t.toPrecision(3)).toString());
+        Object.assign(dim, {
+          range: [below, hi],
+          tickvals: [below, ...tickvals],
+          ticktext: ["inactive", ...ticktext],
+        });
+      }
+      dims.push(dim);
     }
   }
   const values = rows.map((i) => hist.value[i]);
@@ -290,7 +308,7 @@ export function importancePlot(el, imp) {
 
 // One slice per searchable parameter: value against the parameter, coloured by trial number.
 export function slicePlot(el, hist, study, name, opts = {}) {
-  const rows = finite(hist);
+  const rows = finite(hist).filter((i) => present(hist.params[name][i]));
   if (rows.length === 0 && opts.empty) return sayInstead(el, opts.empty);
   const spec = study.space[name];
   const numbers = rows.map((i) => hist.number[i]);
@@ -367,7 +385,9 @@ function axisLayout(name, spec, axis, centers) {
 
 // Contour of the best value seen in each cell of a grid over two parameters, with the trials.
 export function contourPlot(el, hist, study, nx, ny, opts = {}) {
-  const rows = finite(hist);
+  const rows = finite(hist).filter(
+    (i) => present(hist.params[nx][i]) && present(hist.params[ny][i]),
+  );
   if (rows.length === 0 && opts.empty) return sayInstead(el, opts.empty);
   const ax = axisCoords(study.space[nx], rows.map((i) => hist.params[nx][i]));
   const ay = axisCoords(study.space[ny], rows.map((i) => hist.params[ny][i]));
@@ -520,6 +540,7 @@ export function trialCurvePlot(el, values, metric) {
 }
 
 function coord(axis, value) {
+  if (!present(value)) return null; // a conditional parameter the trial did not use
   if (axis.kind === "categorical") return String(value);
   return value;
 }
