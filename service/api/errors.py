@@ -23,7 +23,9 @@ def _tunesmith_error(_request: Request, exc: Exception) -> JSONResponse:
         detail = [
             {
                 "loc": ["body", *(field.split(".") if field else [])],
-                "msg": message if len(exc.problems) > 1 else str(exc),
+                # The problem's own message: `loc` names the field, the message does not
+                # again (str(exc) of a validation error starts with the field).
+                "msg": message,
                 "type": "value_error",
             }
             for field, message in exc.problems
