@@ -22,14 +22,40 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the server (and local workers)")
-    p.add_argument("--host", default=os.environ.get("TUNESMITH_HOST", "127.0.0.1"))
-    p.add_argument("--port", type=int, default=int(os.environ.get("TUNESMITH_PORT", "8000")))
     p.add_argument(
-        "--database-url", help="default: TUNESMITH_DATABASE_URL or sqlite:///tunesmith.db"
+        "--host",
+        default=os.environ.get("TUNESMITH_HOST", "127.0.0.1"),
+        help="address to listen on (0.0.0.0: every interface; default: TUNESMITH_HOST, else "
+        "%(default)s)",
     )
-    p.add_argument("--artifact-dir", type=Path)
-    p.add_argument("--lease-seconds", type=float)
-    p.add_argument("--workers", type=int, help="CPU worker processes (0: API only)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("TUNESMITH_PORT", "8000")),
+        help="port to listen on (default: TUNESMITH_PORT, else %(default)s)",
+    )
+    p.add_argument(
+        "--database-url",
+        help="SQLAlchemy URL of the database (default: TUNESMITH_DATABASE_URL, else "
+        "sqlite:///tunesmith.db)",
+    )
+    p.add_argument(
+        "--artifact-dir",
+        type=Path,
+        help="where trial artifacts are stored (default: TUNESMITH_ARTIFACT_DIR, else "
+        "./tunesmith-artifacts)",
+    )
+    p.add_argument(
+        "--lease-seconds",
+        type=float,
+        help="a trial whose worker sends no heartbeat for this long runs again (default: "
+        "TUNESMITH_LEASE_SECONDS, else 60)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="CPU worker processes (0: API only; default: one per GPU, else one per two cores)",
+    )
     p.add_argument(
         "--http-workers",
         type=int,
@@ -41,15 +67,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="let GPU workers whose backend sees no GPU train on the CPU (default: they wait)",
     )
-    p.add_argument("--executor", choices=["local", "ray"], default="local")
+    p.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="how workers are started: processes on this machine, or Ray actors",
+    )
     p.add_argument("--ray-address", help="existing Ray cluster (default: start a local one)")
     p.add_argument("--example", action="store_true", help="submit the example study if missing")
     p.set_defaults(fn=cmd_serve)
 
     db = sub.add_parser("db", help="database maintenance")
-    dsub = db.add_subparsers(dest="db_command", required=True)
+    dsub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     p = dsub.add_parser("upgrade", help="apply migrations")
-    p.add_argument("--database-url")
+    p.add_argument(
+        "--database-url",
+        help="SQLAlchemy URL of the database (default: TUNESMITH_DATABASE_URL, else "
+        "sqlite:///tunesmith.db)",
+    )
     p.set_defaults(fn=cmd_db_upgrade)
 
 
