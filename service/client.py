@@ -108,7 +108,7 @@ def normalise_url(url: str) -> str:
     text = url.strip().rstrip("/")
     if text.endswith(API_PREFIX):
         text = text[: -len(API_PREFIX)].rstrip("/")
-    if "://" not in text:
+    if "://" not in url:
         raise InvalidUrl(f"{url!r} has no scheme: write http://{text}")
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https"):

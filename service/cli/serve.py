@@ -8,10 +8,12 @@ import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from service.cli.common import UsageError, example_spec, gpu_flags, setup_logging
+from service.cli.common import CliError, UsageError, example_spec, gpu_flags, setup_logging
 
 if TYPE_CHECKING:
     from service.config import Settings
@@ -97,6 +99,51 @@ def _settings(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]]:
         if getattr(args, flag):
             overrides[flag] = getattr(args, flag)
     return Settings(**overrides), overrides
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuses, as one line, an address the server could not listen on, before anything
+    starts (uvicorn would say so only after the start line, and exit 3)."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise CliError(f"cannot listen on {host}: {exc.strerror}; check --host") from None
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise CliError(
+                f"cannot listen on {host}:{port}: {exc.strerror} (another server there?); "
+                "choose another port with --port"
+            ) from None
+
+
+@contextmanager
+def _database_errors(url: str) -> Iterator[None]:
+    """A database that cannot be opened (unreachable, unknown dialect, driver missing) is
+    one line naming it, its password hidden, instead of SQLAlchemy's traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except (SQLAlchemyError, ImportError) as exc:
+        cause = getattr(exc, "orig", None) or exc
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise CliError(
+            f"cannot open the database {_without_password(url)}: {reason}; check "
+            "--database-url or TUNESMITH_DATABASE_URL"
+        ) from None
+
+
+def _without_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return repr(url)
 
 
 def _open_database(settings: Settings) -> Database:
@@ -211,8 +258,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings, overrides = _settings(args)
     setup_logging(settings.log_level)
     slots = _plan_slots(args)
+    _check_port(settings.host, settings.port)
     configure_server_process()
-    db = _open_database(settings)
+    with _database_errors(settings.database_url):
+        db = _open_database(settings)
     if args.example:
         _submit_example(db)
     url = f"http://{settings.host}:{settings.port}"
@@ -237,8 +286,9 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from service.store.db import Database
 
     settings = Settings(**({"database_url": args.database_url} if args.database_url else {}))
-    db = Database(settings.database_url)
-    db.upgrade()
-    db.dispose()
+    with _database_errors(settings.database_url):
+        db = Database(settings.database_url)
+        db.upgrade()
+        db.dispose()
     print(f"database {settings.database_url} is up to date")
     return 0

@@ -32,11 +32,12 @@ pytestmark = pytest.mark.slow
 
 @dataclass
 class Places:
-    """What the cases' templates may name: {url}, {port}, {dead}, {silent}, {foreign},
-    {files}, {absent}."""
+    """What the cases' templates may name: {url}, {port}, {spare} (a free port), {dead},
+    {silent}, {foreign}, {files}, {absent}."""
 
     url: str
     port: int
+    spare: int
     dead: str
     silent: str
     foreign: str
@@ -90,6 +91,7 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Places]:
     yield Places(
         url=server.url,
         port=server.port,
+        spare=free_port(),
         dead=f"http://127.0.0.1:{free_port()}",
         silent=f"http://127.0.0.1:{silent.getsockname()[1]}",
         foreign=f"http://127.0.0.1:{foreign.server_address[1]}",
@@ -130,6 +132,7 @@ class Case:
     needles: tuple[str, ...]
     code: int = 1
     env: dict[str, str] = field(default_factory=dict)
+    absent: tuple[str, ...] = ()
 
 
 CASES = [
@@ -253,6 +256,26 @@ CASES = [
         env={"TUNESMITH_TOKEN_FILE": "{absent}"},
     ),
     Case(
+        "serve-on-a-busy-port",
+        "serve --port {port} --workers 0 --database-url sqlite:///{files}/busy.db",
+        ("cannot listen on 127.0.0.1:{port}: Address already in use",
+         "choose another port with --port"),
+    ),
+    Case(
+        "serve-with-an-unreachable-database",
+        "serve --port {spare} --workers 0 --database-url "
+        "postgresql+psycopg://someone:secret@127.0.0.1:9/nowhere",
+        ("cannot open the database postgresql+psycopg://someone:***@127.0.0.1:9/nowhere",
+         "Connection refused", "check --database-url or TUNESMITH_DATABASE_URL"),
+        absent=("secret",),
+    ),
+    Case(
+        "db-upgrade-with-an-unknown-dialect",
+        "db upgrade --database-url nosuchdb://x",
+        ("cannot open the database nosuchdb://x: Can't load plugin",
+         "check --database-url"),
+    ),
+    Case(
         "worker-url-without-scheme",
         "worker --server 127.0.0.1:{port} --cpu-workers 1",
         ("--server '127.0.0.1:{port}' has no scheme: write http://127.0.0.1:{port}",),
@@ -272,6 +295,8 @@ def test_each_mistake_is_one_line_that_says_what_to_do(places: Places, case: Cas
     for needle in case.needles:
         assert places.fill(needle) in line, (needle, line)
     assert not REPEATED_FIELD.search(line), line
+    for word in case.absent:
+        assert word not in result.stderr, (word, line)
     assert result.stdout == ""
 
 
