@@ -56,7 +56,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--workers",
         type=int,
-        help="CPU worker processes (0: API only; default: one per GPU, else one per two cores)",
+        help="CPU worker processes (0: API only; default: a worker per GPU; with no GPU, one per "
+        "two cores)",
     )
     p.add_argument(
         "--http-workers",

@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--cpu-workers",
         type=int,
-        help="CPU worker processes (default: one per GPU, else one per two cores)",
+        help="CPU worker processes (default: a worker per GPU; with no GPU, one per two cores)",
     )
     p.add_argument(
         "--allow-cpu",
