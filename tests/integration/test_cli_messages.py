@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from service.client import Client, ServerUnavailable
+from service.client import ApiError, Client, ServerUnavailable
 from tests.support import ServerProcess, cli_command, free_port, wait_until
 
 pytestmark = pytest.mark.slow
@@ -374,6 +374,20 @@ def test_connection_failures_end_within_the_connect_timeout(places: Places) -> N
             with pytest.raises(ServerUnavailable):
                 client.list_studies()
             assert time.monotonic() - started < 6.0, url
+
+
+def test_the_python_client_says_where_it_looked_for_a_token(
+    places: Places, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TUNESMITH_TOKEN", raising=False)
+    monkeypatch.setenv("TUNESMITH_TOKEN_FILE", str(places.absent))
+    with Client(places.url + "/api/v1") as client, pytest.raises(ApiError) as refused:
+        client.list_studies()
+    assert refused.value.status == 401
+    assert str(refused.value).endswith(
+        f"no token was sent (TUNESMITH_TOKEN is not set and there is no token file "
+        f"{places.absent}): set TUNESMITH_TOKEN or pass token="
+    )
 
 
 def test_every_option_has_help() -> None:
