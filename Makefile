@@ -3,8 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+# pytest arguments: `make test PYTEST_ARGS="tests/faults --randomly-seed=1234"` repeats an
+# order (the seed is printed at the end of every run); tests run in random order.
+PYTEST_ARGS ?=
+PYTEST := $(BIN)/pytest -q -p randomly
+# `make test-loaded`: how many busy-loop processes keep cores busy during the tests.
+LOAD_PROCS ?= 2
 
-.PHONY: run test lint typecheck unit system-deps bench clean
+.PHONY: run test test-loaded lint typecheck unit unit-loaded screenshots system-deps bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,9 +45,23 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/mypy
 
 unit: $(VENV)/.dev-installed
-	$(BIN)/pytest -q
+	$(PYTEST) $(PYTEST_ARGS)
 
 test: $(VENV)/.dev-installed system-deps lint unit
+
+# The same tests with LOAD_PROCS busy loops beside them (a loaded machine), killed afterwards.
+unit-loaded: $(VENV)/.dev-installed
+	@pids=""; \
+	for i in $$(seq 1 $(LOAD_PROCS)); do $(BIN)/python -c 'while True: pass' & pids="$$pids $$!"; done; \
+	trap 'kill $$pids 2>/dev/null' EXIT INT TERM; \
+	echo "$(LOAD_PROCS) busy loops running:$$pids"; \
+	$(PYTEST) $(PYTEST_ARGS)
+
+test-loaded: $(VENV)/.dev-installed system-deps lint unit-loaded
+
+# Refreshes the README's pictures (docs/screenshots/) from the browser tests.
+screenshots: $(VENV)/.dev-installed system-deps
+	TUNESMITH_REFRESH_SCREENSHOTS=1 $(PYTEST) tests/browser
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/pip install --quiet -e '.[dev,bench]'

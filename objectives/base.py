@@ -39,6 +39,18 @@ class TrialDiverged(Exception):
     """Raised by a trainer whose loss became NaN or infinite."""
 
 
+class ParameterMismatch(ValueError):
+    """A study's space does not fit its objective's declared parameters.
+
+    `name` is the parameter at fault (None when the space as a whole is), `str(exc)` the
+    sentence to show.
+    """
+
+    def __init__(self, name: str | None, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
 class NoArgs(BaseModel):
     """Argument schema of an objective that takes no arguments."""
 
@@ -113,6 +125,14 @@ class Objective:
     spaces holds), or None for an objective without one; `recipe_for(objective_args)`
     restricts it to `space_for`. `direction` may be given as its string ("minimize" or
     "maximize").
+
+    The trainer contract (checked when a study is created, `complete_space`): the
+    parameters a trainer reads for given arguments are `space_for(args)`'s, each with its
+    range and, when `defaults` holds one, its default value (as a KerasTuner hyperparameter
+    carries its own). A study's space may narrow or leave out any parameter that has a
+    default (the trainer then gets the default, as a fixed parameter); it may not name a
+    parameter the trainer does not read for these arguments, nor leave out one without a
+    default.
     """
 
     name: str
@@ -151,6 +171,53 @@ class Objective:
             return None
         return {name: self.defaults[name] for name in self.space_for(args) if name in self.defaults}
 
+    def parameters_for(self, args: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+        """Every parameter the trainer reads for `args`: its default range (the space's JSON
+        form) plus `"default"` when the objective declares one. Raises
+        pydantic.ValidationError for invalid `args`."""
+        defaults = self.defaults or {}
+        return {
+            name: {**spec, **({"default": defaults[name]} if name in defaults else {})}
+            for name, spec in self.space_for(args).items()
+        }
+
+    def complete_space(
+        self, space: Mapping[str, Mapping[str, Any]] | None, args: Mapping[str, Any] | None
+    ) -> dict[str, dict[str, Any]]:
+        """The space a study of this objective searches: `space` (None: the default space)
+        with every parameter it leaves out fixed at its default.
+
+        Raises ParameterMismatch naming a parameter of `space` the trainer does not read for
+        `args`, or one it reads that `space` leaves out and that has no default; raises
+        pydantic.ValidationError for invalid `args`.
+        """
+        declared = self.parameters_for(args)
+        if space is None:
+            return {name: _range(spec) for name, spec in declared.items()}
+        for name in space:
+            if name not in declared:
+                raise ParameterMismatch(name, self._unknown(name, declared))
+        out = {name: dict(spec) for name, spec in space.items()}
+        for name, spec in declared.items():
+            if name in out:
+                continue
+            if "default" not in spec:
+                raise ParameterMismatch(
+                    None,
+                    f"objective {self.name!r} needs parameter {name!r}, which has no default: "
+                    f"add it to the space (its range: {_range(spec)})",
+                )
+            out[name] = {"type": "fixed", "value": spec["default"]}
+        return out
+
+    def _unknown(self, name: str, declared: Mapping[str, Any]) -> str:
+        elsewhere = set(self.space) | set(self.defaults or {})
+        what = (
+            f"does not use {name!r} with these objective_args" if name in elsewhere
+            else f"has no parameter {name!r}"
+        )
+        return f"objective {self.name!r} {what}; its parameters: {sorted(declared)}"
+
     def load_train(self) -> TrainFn:
         if callable(self.train):
             return self.train
@@ -161,7 +228,12 @@ class Objective:
     def run(
         self, params: dict[str, Any], args: Mapping[str, Any] | None, ctx: TrialContext
     ) -> float:
-        return float(self.load_train()(params, self.parse_args(args), ctx))
+        """Trains `params`, with the declared default of every parameter they leave out (a
+        study stored before its objective declared that parameter, or imported)."""
+        parsed = self.parse_args(args)
+        space = self.space if self.space_fn is None else self.space_fn(parsed)
+        defaults = {k: v for k, v in (self.defaults or {}).items() if k in space}
+        return float(self.load_train()({**defaults, **params}, parsed, ctx))
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -170,5 +242,11 @@ class Objective:
             "metric": self.metric,
             "direction": self.direction,
             "space": {k: dict(v) for k, v in self.space.items()},
+            "parameters": self.parameters_for(None),
             "args_schema": self.args_model.model_json_schema(),
         }
+
+
+def _range(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A declared parameter's range alone (its JSON form without `"default"`)."""
+    return {k: v for k, v in spec.items() if k != "default"}

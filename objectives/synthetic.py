@@ -36,7 +36,7 @@ def _quadratic(params: dict[str, Any], args: SyntheticArgs, ctx: TrialContext) -
         (ctx.artifact_dir / "env.txt").write_text(os.environ.get("CUDA_VISIBLE_DEVICES", ""))
     if args.fail_above is not None and x > args.fail_above:
         raise RuntimeError(f"injected failure: x={x} > {args.fail_above}")
-    final = (x - 0.3) ** 2 + (y - 0.6) ** 2 + (0.1 if params.get("kind") == "b" else 0.0)
+    final = (x - 0.3) ** 2 + (y - 0.6) ** 2 + (0.1 if params["kind"] == "b" else 0.0)
     value = final
     for step in range(1, args.steps + 1):
         if args.step_seconds:
@@ -61,6 +61,7 @@ SYNTHETIC = Objective(
         "y": {"type": "float", "low": 0.0, "high": 1.0},
         "kind": {"type": "categorical", "choices": ["a", "b"]},
     },
+    defaults={"x": 0.5, "y": 0.5, "kind": "a"},
     train=_quadratic,
     args_model=SyntheticArgs,
 )

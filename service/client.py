@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel
 
-from service.config import Settings
+from service import token_files
 from service.schemas import (
     ArtifactPublic,
     BestTrial,
@@ -166,27 +166,33 @@ def format_detail(detail: Any) -> str:
     return "; ".join(detail_lines(detail))
 
 
-def find_token() -> tuple[str | None, str]:
-    """The token from TUNESMITH_TOKEN, else from the token file (Settings.token_file); with
-    where it came from, or, when there is none, where it was looked for."""
+def find_token(url: str) -> tuple[str | None, str]:
+    """The token from TUNESMITH_TOKEN, else from the first token file of the server at `url`
+    (`service.token_files.lookup_order`); with where it came from, or, when there is none,
+    every place it was looked for."""
     token = os.environ.get("TUNESMITH_TOKEN")
     if token:
         return token, "TUNESMITH_TOKEN"
-    path = Settings().token_file
-    try:
-        token = path.read_text().strip()
-    except FileNotFoundError:
-        return None, f"TUNESMITH_TOKEN is not set and there is no token file {path}"
-    except OSError as exc:
-        return None, f"TUNESMITH_TOKEN is not set and the token file {path}: {exc.strerror}"
-    if not token:
-        return None, f"TUNESMITH_TOKEN is not set and the token file {path} is empty"
-    return token, f"the token file {path}"
+    looked = []
+    for path in token_files.lookup_order(url):
+        try:
+            token = path.read_text().strip()
+        except FileNotFoundError:
+            looked.append(f"no token file {path}")
+            continue
+        except OSError as exc:
+            looked.append(f"the token file {path}: {exc.strerror}")
+            continue
+        if token:
+            return token, f"the token file {path}"
+        looked.append(f"the token file {path} is empty")
+    return None, f"TUNESMITH_TOKEN is not set, {' and '.join(looked)}"
 
 
-def default_token() -> str | None:
-    """TUNESMITH_TOKEN, else the token file's content (see `find_token`)."""
-    return find_token()[0]
+def default_token(url: str | None = None) -> str | None:
+    """TUNESMITH_TOKEN, else the token file of the server at `url` (default TUNESMITH_URL):
+    `service.token_files.lookup_order` (see `find_token`)."""
+    return find_token(url or os.environ.get("TUNESMITH_URL") or DEFAULT_URL)[0]
 
 
 class Client:
@@ -211,7 +217,7 @@ class Client:
             self.token: str | None = token
             self.token_source = token_source
         else:
-            self.token, self.token_source = find_token()
+            self.token, self.token_source = find_token(self.url)
         self.retry_seconds = retry_seconds
         self.connect_timeout = connect_timeout
         self.connect_retry_seconds = (
@@ -327,6 +333,16 @@ class Client:
 
     def get_study(self, study_id: int) -> StudyPublic:
         return self._get(f"/studies/{study_id}", StudyPublic)
+
+    def update_budget(
+        self, study_id: int, *, max_trials: int | None = None, max_parallel: int | None = None
+    ) -> StudyPublic:
+        """Changes the budget (PATCH /studies/{id}); a larger `max_trials` reopens a study
+        that used its budget up. Raises ApiError (422: fewer trials than it already has)."""
+        budget = {"max_trials": max_trials, "max_parallel": max_parallel}
+        body = {"budget": {k: v for k, v in budget.items() if v is not None}}
+        response = self.request("PATCH", f"/studies/{study_id}", json=body)
+        return StudyPublic.model_validate(response.json())
 
     def list_studies(
         self, *, offset: int = 0, limit: int = 100, state: str | None = None

@@ -24,7 +24,14 @@ from service.core import machine
 from service.core.studies import resolve_objective
 from service.domain import AttemptOutcome, Direction, StopKind, StudyState, TrialState
 from service.errors import InvalidRequest
-from service.schemas import NAME_PATTERN, FreeJSON, StudyCreate, bounded_json, from_row
+from service.schemas import (
+    MAX_NOTES_CHARS,
+    NAME_PATTERN,
+    FreeJSON,
+    StudyCreate,
+    bounded_json,
+    from_row,
+)
 from service.space import SearchSpace
 from service.store import repository as repo
 from service.store.db import Database
@@ -110,6 +117,7 @@ class ExportedStudy(_Doc):
     warnings: list[Annotated[str, Field(max_length=MAX_TEXT)]] = Field(
         default_factory=list, max_length=100
     )
+    notes: str = Field(default="", max_length=MAX_NOTES_CHARS)
     strategy_state: Annotated[dict[str, Any], bounded_json(MAX_STATE_BYTES)] = Field(
         default_factory=dict
     )
@@ -227,6 +235,7 @@ def import_study(
                 seed=s.seed,
                 stop_reason="importing",
                 warnings=list(s.warnings),
+                notes=s.notes,
                 strategy_state=s.strategy_state,
                 created_at=s.created_at,
                 owner_token_id=owner_token_id,

@@ -11,9 +11,9 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from service.domain import AttemptOutcome, Direction, Role, StudyState, TrialState
+from service.domain import AttemptOutcome, Direction, Role, StopKind, StudyState, TrialState
 from service.params import MAX_PARAMS, Param
 from service.specs import PruningSpec, StoppingSpec, StrategySpec, WarmStartSpec
 
@@ -127,10 +127,21 @@ class BudgetUpdate(_Request):
     max_parallel: int | None = Field(default=None, ge=1, le=1024)
 
 
-class StudyUpdate(_Request):
-    """Changes to a study: a larger budget resumes a study that used its budget up."""
+MAX_NOTES_CHARS = 20_000
 
-    budget: BudgetUpdate
+
+class StudyUpdate(_Request):
+    """Changes to a study: a larger budget resumes a study that used its budget up; `notes`
+    replaces the study's notes (markdown, at most `MAX_NOTES_CHARS` characters)."""
+
+    budget: BudgetUpdate | None = None
+    notes: str | None = Field(default=None, max_length=MAX_NOTES_CHARS)
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> StudyUpdate:
+        if self.budget is None and self.notes is None:
+            raise ValueError("give budget, notes or both")
+        return self
 
 
 class BestTrial(_FromRow):
@@ -155,13 +166,26 @@ class StudyPublic(_FromRow):
     warm_start: dict[str, Any] | None
     seed: int
     state: StudyState
+    stop_kind: StopKind | None = Field(
+        default=None,
+        description="Why the study ended (None while it has not): budget, target, patience, "
+        "ei_threshold, user, or, for a study that ended because its trials failed and should "
+        "be shown as failed, not done: all_failed (every trial failed) and failures "
+        "(`budget.max_consecutive_failures` trials in a row failed; the study is STOPPED). "
+        "`stop_reason` is the sentence to show.",
+    )
     stop_reason: str | None
     suggest_error: str | None = Field(
         description="Set while the study's suggestions fail: the reason; leasing skips the "
         "study until `suggest_retry_at` (a growing back-off), then tries again."
     )
     suggest_retry_at: datetime | None
-    warnings: list[str]
+    warnings: list[str] = Field(
+        description="What the user should know: recorded while the study ran (suggestion "
+        "failures, data fallbacks) and what its specification earns now (a gp budget no "
+        "larger than its initial design, a dead parameter)."
+    )
+    notes: str = Field(default="", description="Markdown kept by the study's owner.")
     datasets: list[StudyDataset] = Field(
         default_factory=list,
         description="The datasets its trials trained on (a fallback is also a warning).",
@@ -330,6 +354,13 @@ class ObjectivePublic(BaseModel):
     metric: str
     direction: Direction
     space: dict[str, Any]
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Every parameter the trainer reads with its default arguments: its range "
+        "(the space's JSON form) and `default` when it has one. A study's space may leave out "
+        "a parameter with a default (the trainer gets the default); naming a parameter not "
+        "listed here, or leaving out one without a default, is a 422.",
+    )
     args_schema: dict[str, Any]
 
 

@@ -21,6 +21,8 @@ Rules:
   (Ctrl-C twice) exits at once.
 - Server away: requests are retried with backoff (`retry_seconds`); leasing keeps trying
   until the server returns.
+- Each trial's objective is looked up when it is leased (`objectives.registry.get`), so a
+  plugin installed or upgraded while the worker runs is used from its next trial on.
 - Every lease request carries the worker's backend and device (`WorkerOptions.device`). A
   worker whose device says `unavailable` (a GPU slot without a usable GPU) keeps asking, so
   the server lists it with the reason, and the server never gives it a trial.

@@ -78,3 +78,16 @@ def start_workers() -> Iterator[Callable[..., WorkerGroup]]:
     yield start
     for group in groups:
         group.stop()
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """Prints the random order's seed last, where a failed run's reader looks (`-q` hides the
+    header that pytest-randomly prints it in)."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if config.pluginmanager.hasplugin("randomly") and isinstance(seed, int):
+        terminalreporter.write_line(
+            f"random test order: seed {seed}; repeat it with --randomly-seed={seed} "
+            f'(make test PYTEST_ARGS="--randomly-seed={seed}")'
+        )

@@ -33,16 +33,79 @@ def free_port() -> int:
 
 
 def wait_until(
-    predicate: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.1, what: str = ""
+    predicate: Callable[[], T],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.1,
+    what: str = "",
+    detail: Callable[[], str] | None = None,
 ) -> T:
+    """Polls `predicate` until it returns something truthy, and returns that.
+
+    On timeout the AssertionError names `what` and, when given, `detail()`: evaluated then,
+    after the wait (say a process's log tail), not when the wait began."""
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+            message = f"timed out after {timeout} s waiting for {what or predicate}"
+            if detail is not None:
+                message += f"\n--- {detail()}"
+            raise AssertionError(message)
         time.sleep(interval)
+
+
+@contextmanager
+def busy_loops(count: int) -> Iterator[None]:
+    """`count` processes that each keep one core busy (a Python busy loop) until the block
+    ends: a loaded machine for tests of what must still work there."""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+        for _ in range(count)
+    ]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def await_a_client(port: int, *, timeout: float = 60.0) -> None:
+    """Listens on `port` (of a server that was just killed) until some client connects, then
+    hangs up on it: proof that a client (a worker reporting, say) met a dead server there.
+    Replaces a fixed sleep that hoped a worker would try within it."""
+    with socket.create_server(("127.0.0.1", port)) as standin:
+        standin.settimeout(timeout)
+        try:
+            conn, _ = standin.accept()
+        except TimeoutError:
+            raise AssertionError(f"no client connected to port {port} within {timeout} s") from None
+        conn.close()
+
+
+def restart_postgresql() -> str | None:
+    """Restarts the local PostgreSQL cluster (a few seconds: every connection is dropped);
+    None on success, else why it could not (no cluster tools here, not root, ...)."""
+    versions = sorted(Path("/etc/postgresql").glob("*/main"))
+    if not versions:
+        return "no PostgreSQL cluster under /etc/postgresql"
+    version = versions[-1].parent.name
+    try:
+        done = subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"pg_ctlcluster failed: {exc}"
+    if done.returncode != 0:
+        return f"pg_ctlcluster exited {done.returncode}: {done.stderr.strip()[:200]}"
+    return None
 
 
 def pg_unavailable_reason() -> str | None:
@@ -88,6 +151,8 @@ class ServerProcess:
     workdir: Path
     port: int = field(default_factory=free_port)
     lease_seconds: float = 60.0
+    start_timeout: float = 180.0
+    """How long `start` waits for /healthz: a few seconds idle, minutes on a loaded machine."""
     extra_args: list[str] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
     api_only: bool = True
@@ -137,7 +202,12 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_until(self.healthy, timeout=60, what=f"server on {self.url} ({self.log_tail()})")
+        wait_until(
+            self.healthy,
+            timeout=self.start_timeout,
+            what=f"server on {self.url}",
+            detail=self.log_tail,
+        )
         return self
 
     def healthy(self) -> bool:
@@ -149,8 +219,12 @@ class ServerProcess:
             return False
 
     def log_tail(self, n: int = 3000) -> str:
-        path = self.workdir / f"server-{self.port}.log"
-        return path.read_text(errors="replace")[-n:] if path.exists() else ""
+        """The end of this server's log and, when workers ran beside it, of theirs."""
+        tails = []
+        for path in (self.workdir / f"server-{self.port}.log", self.workdir / "workers.log"):
+            if path.exists():
+                tails.append(f"{path.name}:\n{path.read_text(errors='replace')[-n:]}")
+        return "\n".join(tails) or "(no log written)"
 
     def client(self, token: str | None = None) -> Client:
         return Client(self.url, token or ADMIN_TOKEN, retry_seconds=20)

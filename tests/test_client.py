@@ -67,16 +67,29 @@ def test_details_are_one_line_per_field_named_once() -> None:
 def test_find_token_says_where_it_looked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "token"
+    url = "http://127.0.0.1:8123"
     monkeypatch.delenv("TUNESMITH_TOKEN", raising=False)
-    monkeypatch.setenv("TUNESMITH_TOKEN_FILE", str(path))
-    assert find_token() == (
+    monkeypatch.delenv("TUNESMITH_TOKEN_FILE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    own = tmp_path / ".tunesmith" / "tokens" / "127.0.0.1-8123"
+    shared = tmp_path / ".tunesmith" / "token"
+    assert find_token(url) == (
         None,
-        f"TUNESMITH_TOKEN is not set and there is no token file {path}",
+        f"TUNESMITH_TOKEN is not set, no token file {own} and no token file {shared}",
     )
-    path.write_text("\n")
-    assert find_token() == (None, f"TUNESMITH_TOKEN is not set and the token file {path} is empty")
-    path.write_text("ts_abc\n")
-    assert find_token() == ("ts_abc", f"the token file {path}")
+    shared.parent.mkdir()
+    shared.write_text("\n")
+    assert find_token(url) == (
+        None,
+        f"TUNESMITH_TOKEN is not set, no token file {own} and the token file {shared} is empty",
+    )
+    shared.write_text("ts_shared\n")
+    assert find_token(url) == ("ts_shared", f"the token file {shared}")
+
+    explicit = tmp_path / "explicit"
+    monkeypatch.setenv("TUNESMITH_TOKEN_FILE", str(explicit))
+    assert find_token(url) == (None, f"TUNESMITH_TOKEN is not set, no token file {explicit}")
+    explicit.write_text("ts_abc\n")
+    assert find_token(url) == ("ts_abc", f"the token file {explicit}")
     monkeypatch.setenv("TUNESMITH_TOKEN", "ts_env")
-    assert find_token() == ("ts_env", "TUNESMITH_TOKEN")
+    assert find_token(url) == ("ts_env", "TUNESMITH_TOKEN")

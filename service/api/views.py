@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from service.core.advice import study_advice
 from service.schemas import (
     ArtifactPublic,
     AttemptPublic,
@@ -41,11 +42,13 @@ def study_public(
         counts=counts,
         n_trials=sum(counts.values()),
         owner=study.owner_name,
+        warnings=[*study.warnings, *study_advice(study)],
         best=None if best is None else from_row(BestTrial, best, trial_id=best.id),
     )
 
 
-def _duration(trial: Trial) -> float | None:
+def duration_seconds(trial: Trial) -> float | None:
+    """Started to finished (or to now while it runs); None before it starts."""
     if trial.started_at is None:
         return None
     end: datetime = trial.finished_at or utcnow()
@@ -53,12 +56,12 @@ def _duration(trial: Trial) -> float | None:
 
 
 def trial_public(trial: Trial) -> TrialPublic:
-    return from_row(TrialPublic, trial, duration_seconds=_duration(trial))
+    return from_row(TrialPublic, trial, duration_seconds=duration_seconds(trial))
 
 
 def trial_leased(trial: Trial) -> TrialLeased:
     assert trial.lease_token is not None
-    return from_row(TrialLeased, trial, duration_seconds=_duration(trial))
+    return from_row(TrialLeased, trial, duration_seconds=duration_seconds(trial))
 
 
 def artifact_public(artifact: Artifact) -> ArtifactPublic:
@@ -71,7 +74,7 @@ def trial_detail(session: Session, trial: Trial) -> TrialDetail:
     return from_row(
         TrialDetail,
         trial,
-        duration_seconds=_duration(trial),
+        duration_seconds=duration_seconds(trial),
         values=[TrialValuePublic(step=s, value=v) for s, v in values],
         attempts=[AttemptPublic.model_validate(a) for a in repo.attempts(session, trial.id)],
         artifacts=[artifact_public(a) for a in repo.artifacts_of(session, trial.id)],

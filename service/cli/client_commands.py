@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from service.cli.common import CliError, client, client_flags, load_spec, print_json, setup_logging
+from service.cli.objective_show import cmd_objectives_show
 from service.domain import Role, TrialState
 
 
@@ -78,6 +79,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     osub = objectives.add_subparsers(dest="objectives_command", required=True, metavar="COMMAND")
     p = osub.add_parser("list", help="the trainers installed here, with their metric")
     p.set_defaults(fn=cmd_objectives_list)
+    p = osub.add_parser(
+        "show", help="an objective's metric, arguments and parameters (ranges and defaults)"
+    )
+    p.add_argument("name", help="a registered objective (see `objectives list`)")
+    p.set_defaults(fn=cmd_objectives_show)
     p = osub.add_parser("try", help="train once outside any study and print the metric")
     p.add_argument("name", help="the objective's name (see tunesmith objectives list)")
     p.add_argument("--params", help="JSON configuration over the recipe's defaults")

@@ -132,9 +132,10 @@ def token_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
-def resolve_token(args: argparse.Namespace) -> tuple[str, str]:
+def resolve_token(args: argparse.Namespace, url: str) -> tuple[str, str]:
     """The token and where it came from: --token, --token-file, TUNESMITH_TOKEN, the token
-    file. Raises CliError naming every place looked at when there is none."""
+    files of the server at `url`. Raises CliError naming every place looked at when there
+    is none."""
     from service.client import find_token
 
     if getattr(args, "token", None):
@@ -148,7 +149,7 @@ def resolve_token(args: argparse.Namespace) -> tuple[str, str]:
         if not token:
             raise CliError(f"--token-file {path} is empty; write the API token into it")
         return token, f"--token-file {path}"
-    found, where = find_token()
+    found, where = find_token(url)
     if found is None:
         raise CliError(
             f"no API token: no --token-file or --token given, {where}; pass --token-file FILE "
@@ -179,20 +180,22 @@ def client(args: argparse.Namespace, *, retry_seconds: float = 5.0) -> Client:
     """The client for a command's --url and token. Connection errors before the server's
     first answer fail after CONNECT_RETRY_S (a wrong URL or port); after it, they are
     retried for `retry_seconds` (a server restarting)."""
-    from service.client import Client, InvalidUrl
+    from service.client import DEFAULT_URL, Client, InvalidUrl, normalise_url
 
-    token, source = resolve_token(args)
-    url = getattr(args, "url", None)
     try:
-        return Client(
-            url,
-            token,
-            token_source=source,
-            retry_seconds=retry_seconds,
-            connect_retry_seconds=CONNECT_RETRY_S,
+        url = normalise_url(
+            getattr(args, "url", None) or os.environ.get("TUNESMITH_URL") or DEFAULT_URL
         )
     except InvalidUrl as exc:
         raise CliError(f"{url_source(args)} {exc}") from None
+    token, source = resolve_token(args, url)
+    return Client(
+        url,
+        token,
+        token_source=source,
+        retry_seconds=retry_seconds,
+        connect_retry_seconds=CONNECT_RETRY_S,
+    )
 
 
 CONNECT_RETRY_S = 1.0

@@ -154,7 +154,12 @@ def _open_database(settings: Settings) -> Database:
 
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     db.upgrade()
-    ensure_admin_token(db, env_token=settings.admin_token, token_file=settings.token_file)
+    ensure_admin_token(
+        db,
+        env_token=settings.admin_token,
+        token_file=settings.token_file,
+        server_url=server_url(settings),
+    )
     return db
 
 
@@ -265,13 +270,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         db = _open_database(settings)
     if args.example:
         _submit_example(db)
-    url = f"http://{settings.host}:{settings.port}"
+    url = server_url(settings)
     executor, staging = _start_workers(args, settings, db, url, slots)
-    print(
-        f"tunesmith: serving on {url}  (dashboard: {url}/, API docs: {url}/docs; "
-        f"admin token in {settings.token_file} or TUNESMITH_ADMIN_TOKEN)",
-        flush=True,
-    )
+    print(start_line(settings, url), flush=True)
     try:
         _serve_http(settings, overrides, db, executor)
     finally:
@@ -280,6 +281,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
     return 0
+
+
+def server_url(settings: Settings) -> str:
+    return f"http://{settings.host}:{settings.port}"
+
+
+def start_line(settings: Settings, url: str) -> str:
+    """`serving on`, with the database and where the admin token is: two servers on one
+    machine are told apart by it."""
+    from service.auth import admin_token_location
+
+    token = admin_token_location(
+        env_token=settings.admin_token, token_file=settings.token_file, server_url=url
+    )
+    return (
+        f"tunesmith: serving on {url}  (database: {database_location(settings.database_url)}; "
+        f"admin token: {token}; dashboard: {url}/, API docs: {url}/docs)"
+    )
+
+
+def database_location(database_url: str) -> str:
+    """A SQLite file as its absolute path; other URLs without their password."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(database_url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return str(Path(parsed.database).resolve())
+    return parsed.render_as_string(hide_password=True)
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:

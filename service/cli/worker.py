@@ -88,7 +88,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         url = normalise_url(args.server or os.environ.get("TUNESMITH_URL") or DEFAULT_URL)
     except InvalidUrl as exc:
         raise CliError(f"{url_source(args)} {exc}") from None
-    token, _ = resolve_token(args)
+    token, _ = resolve_token(args, url)
     executor = LocalExecutor(
         server=url,
         token=token,

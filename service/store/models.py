@@ -118,6 +118,8 @@ class Study(Base):
     stopping_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     warnings: Mapped[list[Any]] = mapped_column(default=list)
     datasets: Mapped[list[Any]] = mapped_column(default=list)
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    """Markdown the owner keeps with the study (PATCH /studies/{id}); the dashboard renders it."""
     owner_token_id: Mapped[int | None] = mapped_column(
         ForeignKey("api_tokens.id", ondelete="SET NULL"), nullable=True
     )

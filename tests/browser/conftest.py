@@ -3,6 +3,10 @@
 Chromium is Debian's (/usr/bin/chromium, or TUNESMITH_CHROMIUM), driven by the `playwright`
 Python package; `playwright install` is never needed. Tests are skipped, with the reason,
 when either is missing.
+
+Screenshots go to a temporary folder of the test run (TUNESMITH_SCREENSHOT_DIR chooses
+another). The README's pictures in docs/screenshots/ change only when asked:
+TUNESMITH_REFRESH_SCREENSHOTS=1 (`make screenshots`).
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 REPO = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO / "tests" / "screenshots"
 DOCS_SCREENSHOTS = REPO / "docs" / "screenshots"
+REFRESH_DOCS = os.environ.get("TUNESMITH_REFRESH_SCREENSHOTS") == "1"
+_screenshot_dir: list[Path] = []
+"""Where `screenshot` writes: set once per run by the `screenshot_folder` fixture."""
 TOKEN_SCRIPT = f"sessionStorage.setItem('tunesmith.token', {ADMIN_TOKEN!r})"
 
 
@@ -41,6 +47,15 @@ def _skip_reason() -> str | None:
     if not Path(CHROMIUM).exists():
         return f"no Chromium at {CHROMIUM} (apt-get install chromium, or set TUNESMITH_CHROMIUM)"
     return None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def screenshot_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    chosen = os.environ.get("TUNESMITH_SCREENSHOT_DIR")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    _screenshot_dir[:] = [folder]
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +101,12 @@ def page(browser: object, live_server: ServerProcess) -> Iterator[object]:
 
 
 def screenshot(page: object, name: str, *, docs: bool = False) -> Path:
-    """Saves tests/screenshots/NAME.png (and copies it to docs/screenshots/ when `docs`)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+    """Saves NAME.png in the run's screenshot folder. `docs`: the picture is one of the
+    README's, copied to docs/screenshots/ only when TUNESMITH_REFRESH_SCREENSHOTS=1."""
+    (folder,) = _screenshot_dir
+    path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
-    if docs:
+    if docs and REFRESH_DOCS:
         DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_SCREENSHOTS / f"{name}.png")
     return path

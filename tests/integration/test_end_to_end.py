@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +283,17 @@ def _running(client: Client, study_id: int) -> int:
     return client.get_study(study_id).counts["running"]
 
 
+def _workers_asked_since(client: Client, since: datetime, *, workers: int = 2) -> None:
+    """Waits until `workers` workers have been seen by the server after `since`: with no trial
+    running, that is a lease request each (a worker backs off up to 3 s when idle)."""
+    wait_until(
+        lambda: sum(w.last_seen_at > since for w in client.workers().data) >= workers,
+        timeout=60,
+        interval=0.2,
+        what=f"{workers} workers to ask for a trial",
+    )
+
+
 def test_pause_resume_and_stop(live: Live) -> None:
     client = live.client
     spec = synthetic("pausable", max_trials=8, max_parallel=2, steps=4, step_seconds=0.2)
@@ -297,7 +308,7 @@ def test_pause_resume_and_stop(live: Live) -> None:
     assert client.pause(study.id).state.value == "paused"
     before = client.get_study(study.id).n_trials
     wait_until(lambda: _running(client, study.id) == 0, timeout=30, what="running trials to end")
-    time.sleep(3.5)  # longer than a worker's idle back-off: it has asked again by now
+    _workers_asked_since(client, datetime.now(UTC))
     paused = client.get_study(study.id)
     assert paused.state.value == "paused"
     assert paused.n_trials == before, "no new trial while paused"
@@ -314,12 +325,12 @@ def test_pause_resume_and_stop(live: Live) -> None:
     stopped = client.stop(stoppable.id)
     assert (stopped.state.value, stopped.stop_reason) == ("stopped", "stopped by user")
     wait_until(lambda: _running(client, stoppable.id) == 0, timeout=30, what="running to end")
-    time.sleep(3.5)
+    _workers_asked_since(client, datetime.now(UTC))
     after = client.get_study(stoppable.id)
     assert (after.state.value, after.stop_reason) == ("stopped", "stopped by user")
     assert after.n_trials < 8
     assert after.counts["complete"] == after.n_trials == finished(after)
-    time.sleep(0.5)
+    _workers_asked_since(client, datetime.now(UTC))
     assert client.get_study(stoppable.id).n_trials == after.n_trials
 
 

@@ -41,7 +41,10 @@ def no_gpu_reason() -> str:
     """What a worker must say on this CPU machine: which sentence depends on the installed
     TensorFlow (the `tensorflow` wheel is a CUDA build that finds no GPU; `tensorflow-cpu` has
     no CUDA at all). Asked of TensorFlow itself in a child process, not of our code."""
-    probe = "import tensorflow as tf; print(tf.sysconfig.get_build_info().get('is_cuda_build', False))"
+    probe = (
+        "import tensorflow as tf; "
+        "print(tf.sysconfig.get_build_info().get('is_cuda_build', False))"
+    )
     child = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, check=True,
@@ -102,7 +105,8 @@ def test_serve_pins_one_worker_per_allowed_gpu(
         wait_until(
             lambda: client.workers().count == len(pinned),
             timeout=90,
-            what=f"{len(pinned)} GPU workers ({server.log_tail()})",
+            what=f"{len(pinned)} GPU workers",
+            detail=server.log_tail,
         )
         workers = client.workers().data
     assert sorted(w.gpu or "" for w in workers) == sorted(pinned)

@@ -11,7 +11,6 @@ import importlib.util
 import json
 import os
 import signal
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from service.client import Client
-from tests.support import ServerProcess, WorkerGroup, finished, wait_until
+from tests.support import ServerProcess, WorkerGroup, await_a_client, finished, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -97,14 +96,15 @@ def test_remote_worker_survives_a_server_restart(
 
     wait_until(first_report, timeout=60, what="the trial's first report")
     server.kill()  # kill -9 mid-trial
-    time.sleep(2.0)  # the worker's next report finds no server and backs off
+    await_a_client(server.port)  # the worker's next report finds no server and retries
     server.start()  # same port, same database
     client = server.client()
     wait_until(
         lambda: client.get_study(study.id).state == "done",
         timeout=90,
         interval=0.5,
-        what=f"the study to finish after the restart ({server.log_tail()})",
+        what="the study to finish after the restart",
+        detail=server.log_tail,
     )
     (trial,) = client.trials(study.id)
     assert trial.state == "complete", trial.error
@@ -136,7 +136,8 @@ def test_ray_executor_gives_each_actor_its_own_gpu(start_server: StartServer) ->
         lambda: client.get_study(study.id).state == "done",
         timeout=180,
         interval=0.5,
-        what=f"the Ray study to finish ({server.log_tail()})",
+        what="the Ray study to finish",
+        detail=server.log_tail,
     )
     seen: dict[str, set[str]] = defaultdict(set)
     for trial in client.trials(study.id):
@@ -176,7 +177,7 @@ def test_http_workers_serve_one_port_and_local_workers_release_on_sigterm(
         trials = client.trials(study.id)
         return sum(t.state == "running" and t.step is not None for t in trials) == 2
 
-    wait_until(both_reporting, timeout=120, what=f"2 running trials ({server.log_tail()})")
+    wait_until(both_reporting, timeout=120, what="2 running trials", detail=server.log_tail)
     server_pids = _listening_pids(server.port)
     assert len(server_pids) == 3, server_pids  # the supervisor and two HTTP processes
     assert server.proc is not None

@@ -63,12 +63,20 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProce
     server.stop()
 
 
-def _finished(client: Client, study_id: int) -> Callable[[], bool]:
-    return lambda: client.get_study(study_id).state.value == "done"
+STUDIES_TIMEOUT_S = 1200
+"""All of one test's studies together (a few minutes idle, many more on a loaded machine);
+each test's pytest timeout is this plus what it does beyond the wait."""
 
 
-def test_each_trainer_runs_a_six_trial_study(live: tuple[ServerProcess, Client]) -> None:
-    _, client = live
+def _all_done(client: Client, study_ids: list[int]) -> Callable[[], bool]:
+    return lambda: all(client.get_study(i).state.value == "done" for i in study_ids)
+
+
+@pytest.fixture(scope="module")
+def trainer_studies(live: tuple[ServerProcess, Client]) -> dict[str, int]:
+    """One finished six-trial study per built-in trainer, by trainer name: created by
+    whichever test asks first, so each test also runs alone or in any order."""
+    server, client = live
     ids = {
         name: client.create_study(
             {
@@ -81,8 +89,22 @@ def test_each_trainer_runs_a_six_trial_study(live: tuple[ServerProcess, Client])
         ).id
         for name, spec in STUDIES.items()
     }
-    for name, study_id in ids.items():
-        wait_until(_finished(client, study_id), timeout=900, interval=1, what=f"{name} study")
+    wait_until(
+        _all_done(client, list(ids.values())),
+        timeout=STUDIES_TIMEOUT_S,
+        interval=2,
+        what=f"the {', '.join(ids)} studies",
+        detail=server.log_tail,
+    )
+    return ids
+
+
+@pytest.mark.timeout(STUDIES_TIMEOUT_S + 300)
+def test_each_trainer_runs_a_six_trial_study(
+    live: tuple[ServerProcess, Client], trainer_studies: dict[str, int]
+) -> None:
+    _, client = live
+    for name, study_id in trainer_studies.items():
         study = client.get_study(study_id)
         trials = client.trials(study_id)
         assert study.counts["complete"] == 6, (name, [t.error for t in trials])
@@ -98,8 +120,9 @@ def test_each_trainer_runs_a_six_trial_study(live: tuple[ServerProcess, Client])
         assert any("standing in for" in w for w in study.warnings), (name, study.warnings)
 
 
+@pytest.mark.timeout(STUDIES_TIMEOUT_S + 300)
 def test_pruning_and_divergence_through_the_service(live: tuple[ServerProcess, Client]) -> None:
-    _, client = live
+    server, client = live
     pruned = client.create_study(
         {
             "name": "softmax-asha",
@@ -139,8 +162,14 @@ def test_pruning_and_divergence_through_the_service(live: tuple[ServerProcess, C
             "budget": {"max_trials": 2, "max_parallel": 2},
         }
     )
-    for study in (pruned, diverging, real_only, after):
-        wait_until(_finished(client, study.id), timeout=600, interval=1, what=study.name)
+    studies = (pruned, diverging, real_only, after)
+    wait_until(
+        _all_done(client, [s.id for s in studies]),
+        timeout=STUDIES_TIMEOUT_S,
+        interval=2,
+        what=", ".join(s.name for s in studies),
+        detail=server.log_tail,
+    )
     trials = client.trials(pruned.id)
     stopped = [t for t in trials if t.state.value == "pruned"]
     assert stopped, "ASHA with reduction factor 2 prunes some of 6 trials"
@@ -154,10 +183,12 @@ def test_pruning_and_divergence_through_the_service(live: tuple[ServerProcess, C
     assert client.get_study(after.id).counts["complete"] == 2, "the workers carried on"
 
 
-def test_artifacts_are_real_images(live: tuple[ServerProcess, Client]) -> None:
+@pytest.mark.timeout(STUDIES_TIMEOUT_S + 300)
+def test_artifacts_are_real_images(
+    live: tuple[ServerProcess, Client], trainer_studies: dict[str, int]
+) -> None:
     _, client = live
-    vae = next(s for s in client.list_studies().data if s.name == "vae-service")
-    trial = client.trials(vae.id, state="complete")[0]
+    trial = client.trials(trainer_studies["vae"], state="complete")[0]
     detail = client.trial(trial.id)
     names = {a.name for a in detail.artifacts}
     assert {"reconstructions.png", "latent_grid.png"} <= names, names

@@ -21,7 +21,7 @@ from tests.support import ServerProcess, WorkerGroup, finished, wait_until
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)  # its waits: the server's start (180 s) and the studies (240 s)
 def test_other_studies_finish_while_a_poisoned_study_exists(
     database_url: str,
     start_server: Callable[..., ServerProcess],
@@ -52,7 +52,8 @@ def test_other_studies_finish_while_a_poisoned_study_exists(
         lambda: client.get_study(healthy.id).state == "done",
         timeout=240,
         interval=0.5,
-        what=f"the healthy study to finish ({server.log_tail()})",
+        what="the healthy study to finish",
+        detail=server.log_tail,
     )
     assert finished(client.get_study(healthy.id)) == 8
     shown = client.get_study(poisoned.id)

@@ -3,8 +3,11 @@
 The route list comes from the app itself, so a route added without an entry in ROUTES fails
 `test_every_route_is_declared`: whoever adds a route must say who may call it.
 
-"Allowed" means the answer is not 401/403; the request may still be 404/409/422 on purpose
-(ids that do not exist, empty bodies), so nothing is changed in the seeded study. The table
+Each route's entry names the roles that may call it and the exact status an allowed caller
+gets for this file's probe request, which changes nothing in the seeded study: 404 for ids
+that do not exist, 422 for an empty body, 200 for lists, 204 for a lease of no objective.
+Any other answer (a 500 above all) fails, as does anything but 403 for the other roles and
+401 without a valid token. The table
 is about roles; who owns a study (only its owner or an admin may change it) and which token
 holds a worker id are checked past the role, in tests/security/test_hostile.py. Each role
 leases under a worker id of its own here, since a worker id belongs to the first token that
@@ -41,45 +44,47 @@ PUBLIC = None
 
 MISSING = 999_999  # ids that do not exist: allowed callers get 404, never a change
 P = "/api/v1"
-ROUTES: dict[tuple[str, str], frozenset[Role] | None] = {
-    ("GET", "/healthz"): PUBLIC,
-    ("GET", "/openapi.json"): PUBLIC,
-    ("GET", "/docs"): PUBLIC,
-    ("GET", "/docs/oauth2-redirect"): PUBLIC,
-    ("GET", "/redoc"): PUBLIC,
-    ("POST", f"{P}/studies"): MANAGE,
-    ("POST", f"{P}/studies/import"): MANAGE,
-    ("GET", f"{P}/studies"): READ,
-    ("GET", f"{P}/studies/{{study_id}}"): READ,
-    ("PATCH", f"{P}/studies/{{study_id}}"): MANAGE,
-    ("DELETE", f"{P}/studies/{{study_id}}"): MANAGE,
-    ("GET", f"{P}/studies/{{study_id}}/export"): READ,
-    ("POST", f"{P}/studies/{{study_id}}/pause"): MANAGE,
-    ("POST", f"{P}/studies/{{study_id}}/resume"): MANAGE,
-    ("POST", f"{P}/studies/{{study_id}}/stop"): MANAGE,
-    ("GET", f"{P}/studies/{{study_id}}/trials"): READ,
-    ("POST", f"{P}/studies/{{study_id}}/trials"): MANAGE,
-    ("POST", f"{P}/studies/{{study_id}}/suggestions"): MANAGE,
-    ("GET", f"{P}/studies/{{study_id}}/events"): READ,
-    ("GET", f"{P}/studies/{{study_id}}/history"): READ,
-    ("GET", f"{P}/studies/{{study_id}}/curves"): READ,
-    ("GET", f"{P}/studies/{{study_id}}/model"): READ,
-    ("GET", f"{P}/studies/{{study_id}}/importance"): READ,
-    ("GET", f"{P}/trials/{{trial_id}}"): READ,
-    ("POST", f"{P}/trials/{{trial_id}}/report"): EVALUATE,
-    ("POST", f"{P}/trials/{{trial_id}}/heartbeat"): EVALUATE,
-    ("POST", f"{P}/trials/{{trial_id}}/dataset"): EVALUATE,
-    ("POST", f"{P}/trials/{{trial_id}}/complete"): EVALUATE,
-    ("POST", f"{P}/trials/{{trial_id}}/fail"): EVALUATE,
-    ("POST", f"{P}/trials/{{trial_id}}/release"): EVALUATE,
-    ("PUT", f"{P}/trials/{{trial_id}}/artifacts/{{name}}"): EVALUATE,
-    ("GET", f"{P}/trials/{{trial_id}}/artifacts/{{name}}"): READ,
-    ("POST", f"{P}/workers/{{worker_id}}/lease"): LEASE,
-    ("GET", f"{P}/workers"): READ,
-    ("GET", f"{P}/objectives"): READ,
-    ("POST", f"{P}/tokens"): ADMIN_ONLY,
-    ("GET", f"{P}/tokens"): ADMIN_ONLY,
-    ("DELETE", f"{P}/tokens/{{token_id}}"): ADMIN_ONLY,
+Rule = tuple[frozenset[Role] | None, int]
+"""(who may call the route, the status an allowed caller gets for the probe request)."""
+ROUTES: dict[tuple[str, str], Rule] = {
+    ("GET", "/healthz"): (PUBLIC, 200),
+    ("GET", "/openapi.json"): (PUBLIC, 200),
+    ("GET", "/docs"): (PUBLIC, 200),
+    ("GET", "/docs/oauth2-redirect"): (PUBLIC, 200),
+    ("GET", "/redoc"): (PUBLIC, 200),
+    ("POST", f"{P}/studies"): (MANAGE, 422),
+    ("POST", f"{P}/studies/import"): (MANAGE, 422),
+    ("GET", f"{P}/studies"): (READ, 200),
+    ("GET", f"{P}/studies/{{study_id}}"): (READ, 404),
+    ("PATCH", f"{P}/studies/{{study_id}}"): (MANAGE, 404),
+    ("DELETE", f"{P}/studies/{{study_id}}"): (MANAGE, 404),
+    ("GET", f"{P}/studies/{{study_id}}/export"): (READ, 404),
+    ("POST", f"{P}/studies/{{study_id}}/pause"): (MANAGE, 404),
+    ("POST", f"{P}/studies/{{study_id}}/resume"): (MANAGE, 404),
+    ("POST", f"{P}/studies/{{study_id}}/stop"): (MANAGE, 404),
+    ("GET", f"{P}/studies/{{study_id}}/trials"): (READ, 404),
+    ("POST", f"{P}/studies/{{study_id}}/trials"): (MANAGE, 404),
+    ("POST", f"{P}/studies/{{study_id}}/suggestions"): (MANAGE, 404),
+    ("GET", f"{P}/studies/{{study_id}}/events"): (READ, 404),
+    ("GET", f"{P}/studies/{{study_id}}/history"): (READ, 404),
+    ("GET", f"{P}/studies/{{study_id}}/curves"): (READ, 404),
+    ("GET", f"{P}/studies/{{study_id}}/model"): (READ, 404),
+    ("GET", f"{P}/studies/{{study_id}}/importance"): (READ, 404),
+    ("GET", f"{P}/trials/{{trial_id}}"): (READ, 404),
+    ("POST", f"{P}/trials/{{trial_id}}/report"): (EVALUATE, 422),
+    ("POST", f"{P}/trials/{{trial_id}}/heartbeat"): (EVALUATE, 422),
+    ("POST", f"{P}/trials/{{trial_id}}/dataset"): (EVALUATE, 422),
+    ("POST", f"{P}/trials/{{trial_id}}/complete"): (EVALUATE, 422),
+    ("POST", f"{P}/trials/{{trial_id}}/fail"): (EVALUATE, 422),
+    ("POST", f"{P}/trials/{{trial_id}}/release"): (EVALUATE, 422),
+    ("PUT", f"{P}/trials/{{trial_id}}/artifacts/{{name}}"): (EVALUATE, 404),
+    ("GET", f"{P}/trials/{{trial_id}}/artifacts/{{name}}"): (READ, 404),
+    ("POST", f"{P}/workers/{{worker_id}}/lease"): (LEASE, 204),
+    ("GET", f"{P}/workers"): (READ, 200),
+    ("GET", f"{P}/objectives"): (READ, 200),
+    ("POST", f"{P}/tokens"): (ADMIN_ONLY, 422),
+    ("GET", f"{P}/tokens"): (ADMIN_ONLY, 200),
+    ("DELETE", f"{P}/tokens/{{token_id}}"): (ADMIN_ONLY, 404),
 }
 DASHBOARD_MODULE = "service.api.dashboard"
 """The dashboard's pages and static files need no token (they carry no data: the pages
@@ -153,20 +158,21 @@ def test_every_route_is_declared(seeded: Seeded) -> None:
 
 @pytest.mark.parametrize(("method", "path"), sorted(ROUTES), ids=lambda v: str(v))
 def test_role_table(seeded: Seeded, method: str, path: str) -> None:
-    allowed = ROUTES[(method, path)]
+    allowed, expected = ROUTES[(method, path)]
     client = TestClient(seeded.app)
     unauthenticated = _request(client, method, path, None)
     if allowed is PUBLIC:
-        assert unauthenticated not in (401, 403), (method, path, unauthenticated)
+        assert unauthenticated == expected, (method, path, unauthenticated)
+        for role, token in seeded.tokens.items():
+            status = _request(client, method, path, token, role.value)
+            assert status == expected, (method, path, role.value, status)
         return
     assert unauthenticated == 401, (method, path, unauthenticated)
     assert _request(client, method, path, "ts_not-a-token") == 401
     for role, token in seeded.tokens.items():
         status = _request(client, method, path, token, role.value)
-        if role in allowed:
-            assert status not in (401, 403), (method, path, role.value, status)
-        else:
-            assert status == 403, (method, path, role.value, status)
+        wanted = expected if role in allowed else 403
+        assert status == wanted, (method, path, role.value, status)
 
 
 def test_dashboard_routes_carry_no_data(seeded: Seeded) -> None:
