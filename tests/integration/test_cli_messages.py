@@ -385,7 +385,7 @@ def test_the_python_client_says_where_it_looked_for_a_token(
         client.list_studies()
     assert refused.value.status == 401
     assert str(refused.value).endswith(
-        f"no token was sent (TUNESMITH_TOKEN is not set and there is no token file "
+        f"no token was sent (TUNESMITH_TOKEN is not set, no token file "
         f"{places.absent}): set TUNESMITH_TOKEN or pass token="
     )
 
