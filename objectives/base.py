@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from service.domain import Direction
+from service.domain import Direction, trial_label
 
 
 class TrialPruned(Exception):
@@ -77,7 +77,13 @@ class TrialContext:
     threads: int | None = None
     dataset_fn: Callable[[dict[str, Any]], None] = field(default=lambda record: None)
     dataset: dict[str, Any] | None = None
+    trial_number: int | None = None
     _stop: bool = False
+
+    @property
+    def label(self) -> str:
+        """The trial as log lines name it (`trial_label`)."""
+        return trial_label(self.trial_number, self.trial_id, self.study_id)
 
     def note_dataset(self, record: Mapping[str, Any]) -> None:
         """Records the data this trial trains on: kept as `self.dataset` (the trainers write

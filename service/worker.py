@@ -39,7 +39,7 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -49,6 +49,7 @@ from objectives import registry
 from objectives.base import TrialContext, TrialDiverged, TrialPruned
 from service.client import LEASE_LOST, ApiError, Client, ServerUnavailable
 from service.device import WorkerDevice
+from service.domain import trial_label
 from service.schemas import LeasePublic, TrialLeased
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,24 @@ class WorkerOptions:
     objectives: list[str] | None = None
     max_idle_backoff: float = 2.0
     device: WorkerDevice | None = None
+
+
+FRAMEWORK_LOG_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+"""Set in every worker process unless the user set them. TensorFlow's C++ logging otherwise
+prints lines of up to ~1,000 characters at each start and trial, its ERROR level included
+(cuInit without a GPU, a tf.data attribute mismatch); a trainer's real errors reach the
+worker as Python exceptions and fail the trial with their message. Set TF_CPP_MIN_LOG_LEVEL=0
+to see everything. Lines TensorFlow writes before its logging starts (oneDNN, "Could not
+find cuda drivers") ignore the variable."""
+
+
+def quiet_framework_logs(environ: MutableMapping[str, str]) -> None:
+    for name, value in FRAMEWORK_LOG_DEFAULTS.items():
+        environ.setdefault(name, value)
+
+
+def _label(trial: TrialLeased) -> str:
+    return trial_label(trial.number, trial.id, trial.study_id)
 
 
 def default_worker_id(slot: str) -> str:
@@ -178,7 +197,7 @@ class Worker:
             return None, None
 
     def _complete(self, trial: TrialLeased, value: float) -> None:
-        self._send(f"trial {trial.id}", lambda: self.client.complete(trial, value))
+        self._send(_label(trial), lambda: self.client.complete(trial, value))
 
     def _send(self, tag: str, call: Callable[[], object]) -> bool:
         """Sends a trial's end (or its dataset record); a failure is logged, not raised:
@@ -200,7 +219,7 @@ class Worker:
         """Runs one trial and sends how it ended. With `defer_complete`, a final value is
         returned instead of sent, for the next lease request to carry."""
         trial = lease.trial
-        tag = f"study {trial.study_id} trial {trial.number} (id {trial.id})"
+        tag = _label(trial)
         log.info("worker %s: starting %s with %s", self.options.worker_id, tag, trial.params)
         artifact_dir = self.options.artifact_root / str(trial.study_id) / str(trial.id)
         shutil.rmtree(artifact_dir, ignore_errors=True)  # only what this run writes is uploaded
@@ -230,6 +249,7 @@ class Worker:
         ctx = TrialContext(
             trial_id=trial.id,
             study_id=trial.study_id,
+            trial_number=trial.number,
             seed=trial.seed,
             artifact_dir=artifact_dir,
             report_fn=report,
@@ -307,4 +327,4 @@ class Worker:
                     trial.id, name, path, content_type, lease_token=trial.lease_token
                 )
             except (ApiError, ServerUnavailable) as exc:
-                log.warning("trial %s: artifact %s not uploaded: %s", trial.id, name, exc)
+                log.warning("%s: artifact %s not uploaded: %s", _label(trial), name, exc)

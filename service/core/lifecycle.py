@@ -21,7 +21,7 @@ from service.core import machine
 from service.core.datasets import record_dataset
 from service.core.scheduling import LeasePolicy
 from service.core.study_end import maybe_finish, maybe_stop_after_failures
-from service.domain import TrialState
+from service.domain import TrialState, trial_label
 from service.policies.pruning import peer_states, should_prune
 from service.schemas import DatasetRecord
 from service.specs import parse_pruning
@@ -68,7 +68,8 @@ class TrialLifecycle:
             if _prunes(session, study, trial, step):
                 machine.prune(session, trial, value=value, now=now)
                 maybe_finish(session, study)
-                log.info("study %s trial %s pruned at step %s", study.id, trial.number, step)
+                label = trial_label(trial.number, trial.id, study.id)
+                log.info("%s pruned at step %s", label, step)
                 return ReportAction.PRUNE
             return ReportAction.CONTINUE
 
@@ -89,7 +90,7 @@ class TrialLifecycle:
 
     def fail(self, trial_id: int, token: str, reason: str) -> Trial:
         trial = self._end(trial_id, token, TrialState.FAILED, partial(machine.fail, reason=reason))
-        log.info("study %s trial %s failed: %s", trial.study_id, trial.number, reason)
+        log.info("%s failed: %s", trial_label(trial.number, trial.id, trial.study_id), reason)
         return trial
 
     def _end(
