@@ -63,6 +63,13 @@ def _argument(prop: Mapping[str, Any]) -> str:
 
 
 def _range(spec: Mapping[str, Any]) -> str:
+    return _values(spec) + "".join(
+        f", only when {parent} in {list(values)}"
+        for parent, values in (spec.get("condition") or {}).items()
+    )
+
+
+def _values(spec: Mapping[str, Any]) -> str:
     kind = spec["type"]
     if kind == "categorical":
         return f"categorical {list(spec['choices'])}"

@@ -17,7 +17,10 @@ def test_show_lists_arguments_parameters_defaults_and_metric() -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert "metric: val_neg_elbo (minimize)" in lines
-    assert "  architecture: dense|conv, default 'dense'" in lines
+    assert "  architecture: categorical ['dense', 'conv']; default 'dense'" in lines
+    dense_only = "only when architecture in ['dense']"
+    assert f"  hidden_units: int [32, 512], log, {dense_only}; default 256" in lines
+    assert "  filters: int [8, 64], step 8, only when architecture in ['conv']; default 32" in lines
     assert "  epochs: integer (>= 1, <= 10000), default 10" in lines
     assert "  learning_rate: float [0.0001, 0.01], log; default 0.001" in lines
     assert "  optimizer: categorical ['adam', 'rmsprop', 'sgd']; default 'adam'" in lines
