@@ -244,6 +244,31 @@ def test_a_study_whose_trials_all_failed_says_so_with_the_error(
     screenshot(page, "study-all-failed")
 
 
+def test_a_study_stopped_by_failing_trials_is_failed_in_the_studies_list(
+    page: Any, live_server: ServerProcess
+) -> None:
+    client = live_server.client()
+    study = client.create_study({
+        "name": "fails-in-a-row",
+        "objective": "external",
+        "metric": "loss",
+        "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        "strategy": {"name": "random"},
+        "budget": {"max_trials": 20, "max_parallel": 2, "max_consecutive_failures": 2},
+    })
+    for trial in client.suggest(study.id, count=2):
+        client.fail(trial, "CUDA out of memory")
+    stopped = client.get_study(study.id)
+    assert (stopped.state, stopped.stop_kind) == ("stopped", "failures")
+    _ready(page, "/")
+    row = page.locator(f"#studies-table tr[data-study='{study.id}']")
+    row.wait_for()
+    assert row.locator(".badge").first.inner_text() == "failed"
+    assert "CUDA out of memory" in row.locator(".stop-reason").inner_text()
+    assert row.locator("td.progress-failed").count() == 1
+    assert row.locator("td.num").nth(1).inner_text() == "—", "no trials/h for a failed study"
+
+
 def test_an_artifact_thumbnail_opens_a_lightbox_that_escape_or_a_click_closes(
     page: Any, live_server: ServerProcess, mixed: int, tmp_path: Path
 ) -> None:
