@@ -24,6 +24,10 @@ class TrialRecord:
     value: float | None
     step: int | None
     suggestion: dict[str, Any] = field(default_factory=dict)
+    values: list[float] | None = None
+    """Every objective's value (several objectives)."""
+    feasible: bool | None = None
+    """None without constraints; False also for a failure marked infeasible."""
 
 
 @dataclass(frozen=True)

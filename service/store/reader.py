@@ -28,12 +28,23 @@ def trial_history(
     suggestion = Trial.suggestion if with_suggestion else literal(None, JSON)
     rows = session.execute(
         select(
-            Trial.id, Trial.number, Trial.state, Trial.params, Trial.value, Trial.step, suggestion
+            Trial.id,
+            Trial.number,
+            Trial.state,
+            Trial.params,
+            Trial.value,
+            Trial.step,
+            suggestion,
+            Trial.values,
+            Trial.feasible,
         )
         .where(Trial.study_id == study_id)
         .order_by(Trial.number)
     ).all()
-    return [TrialRecord(i, n, s, p or {}, v, st, g or {}) for i, n, s, p, v, st, g in rows]
+    return [
+        TrialRecord(i, n, s, p or {}, v, st, g or {}, vs, f)
+        for i, n, s, p, v, st, g, vs, f in rows
+    ]
 
 
 def trial_params(session: Session, study_id: int, *, min_number: int) -> list[dict[str, Any]]:
