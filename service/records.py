@@ -36,6 +36,8 @@ class CompletedTrial:
 
     params: dict[str, Any]
     value: float
+    values: tuple[float, ...] | None = None
+    """Every objective's value, for a study with several."""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,11 @@ class Observation:
     value: float | None
     state: TrialState
     step: int | None = None
+    values: tuple[float, ...] | None = None
+    """Every objective's raw value (several objectives; `value` is the first)."""
+    feasible: bool | None = None
+    """False when a constraint failed (the value is real but does not count as a result);
+    None without constraints."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state", TrialState(self.state))
@@ -60,6 +65,13 @@ class SuggestRequest:
     seed: int
     state: Mapping[str, Any] = field(default_factory=dict)
     prior: Sequence[Sequence[Observation]] = ()
+    directions: tuple[Direction, ...] = ()
+    """With several objectives, each one's direction (`direction` is the first's); strategies
+    get them scalarized (service/optimizer/multiobjective.py) and never see more than one."""
+    infeasible: Sequence[Mapping[str, Any]] = ()
+    """Configurations that failed as infeasible (out of memory, say): no value, only the
+    knowledge that they cannot run (service/optimizer/feasibility.py). Strategies see them
+    as pending points too, so they are never suggested again."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "direction", Direction(self.direction))

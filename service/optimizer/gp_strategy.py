@@ -65,6 +65,7 @@ from service.optimizer.base import (
     SuggestRequest,
     SuggestResult,
 )
+from service.optimizer.feasibility import feasible_incumbent, fit_feasibility
 from service.optimizer.gp import Surrogate
 from service.optimizer.maximize import CandidatePool, build_pool, maximize
 from service.optimizer.model import (
@@ -171,7 +172,8 @@ class GPStrategy:
     ) -> SuggestResult:
         space, spec = request.space, request.spec
         deadline = time.monotonic() + self.time_budget_s
-        gp_var, best = model.with_pending, model.best
+        gp_var, best = model.with_pending, feasible_incumbent(model, request)
+        feasibility = fit_feasibility(request)
         hedge = _Hedge.from_state(state.get("hedge"), space.dim)
         auto = spec.acquisition == AcquisitionName.AUTO
         if auto:
@@ -205,7 +207,9 @@ class GPStrategy:
             )
             name = hedge.choose(rng, self.hedge_eta) if auto else spec.acquisition
             acq = Acquisition(AcquisitionName(name), beta=spec.beta, xi=spec.xi, best=best)
-            pick = maximize(space, gp_var, acq, pool, seen=seen, n_starts=self.n_starts)
+            pick = maximize(
+                space, gp_var, acq, pool, seen=seen, n_starts=self.n_starts, weight=feasibility
+            )
             if pick is None:
                 chosen = [*request.pending, *(s.params for s in suggestions)]
                 filler = RandomStrategy().suggest(

@@ -16,12 +16,15 @@ Recipe:
    columns, integers relaxed, categorical columns held at the start's category.
 3. Optimized points are snapped again and re-scored; the best-scoring configuration whose key
    is not in `seen` wins. None means every candidate was seen (the space is exhausted).
+
+A `weight` (the log probability of feasibility, service/optimizer/feasibility.py) is added to
+the maximized form everywhere: candidates, L-BFGS-B (with its gradient) and the re-scoring.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from scipy.optimize import minimize
@@ -30,6 +33,14 @@ from scipy.stats import qmc
 from service.optimizer.acquisition import Acquisition
 from service.optimizer.gp import Surrogate
 from service.space import SearchSpace
+
+
+class LogWeight(Protocol):
+    """A log-scale factor on the acquisition: (m,) values and their (m, d) gradients."""
+
+    def log_value(self, Xq: np.ndarray) -> np.ndarray: ...
+
+    def log_value_and_grad(self, Xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -108,17 +119,23 @@ def maximize(
     seen: set[tuple[Any, ...]],
     n_starts: int = 5,
     max_iter: int = 50,
+    weight: LogWeight | None = None,
 ) -> Pick | None:
-    """The best unseen configuration under `acq`, or None when every candidate was seen."""
+    """The best unseen configuration under `acq` (plus `weight`), or None when every
+    candidate was seen."""
     score, _, _ = acq.value_and_grad(pool.mean, pool.std)
+    if weight is not None:
+        score = score + weight.log_value(pool.X)
     order = np.argsort(-score, kind="stable")
     starts = pool.X[order[:n_starts]]
     free = free_columns(space)
     X = pool.X
     if len(free) and len(starts) and not pool.exhaustive:
-        optimized = space.snap_many(_lbfgs(gp, acq, starts, free, max_iter))
+        optimized = space.snap_many(_lbfgs(gp, acq, starts, free, max_iter, weight))
         opt_mean, opt_std = gp.predict(optimized)
         opt_score, _, _ = acq.value_and_grad(opt_mean, opt_std)
+        if weight is not None:
+            opt_score = opt_score + weight.log_value(optimized)
         X = np.vstack([optimized, pool.X])
         score = np.concatenate([opt_score, score])
         mean = np.concatenate([opt_mean, pool.mean])
@@ -134,7 +151,12 @@ def maximize(
 
 
 def _lbfgs(
-    gp: Surrogate, acq: Acquisition, starts: np.ndarray, free: np.ndarray, max_iter: int
+    gp: Surrogate,
+    acq: Acquisition,
+    starts: np.ndarray,
+    free: np.ndarray,
+    max_iter: int,
+    weight: LogWeight | None = None,
 ) -> np.ndarray:
     s, f = len(starts), len(free)
     base = starts.copy()
@@ -145,6 +167,9 @@ def _lbfgs(
         mean, std, dmean, dstd = gp.predict_with_grad(Xq)
         a, da_dm, da_ds = acq.value_and_grad(mean, std)
         grad = da_dm[:, None] * dmean + da_ds[:, None] * dstd
+        if weight is not None:
+            log_w, dlog_w = weight.log_value_and_grad(Xq)
+            a, grad = a + log_w, grad + dlog_w
         return -float(a.sum()), -grad[:, free].ravel()
 
     with np.errstate(all="ignore"):

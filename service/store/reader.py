@@ -111,7 +111,7 @@ def completed_trials(session: Session, study_ids: Sequence[int]) -> dict[int, li
     if not study_ids:
         return out
     rows = session.execute(
-        select(Trial.study_id, Trial.params, Trial.value)
+        select(Trial.study_id, Trial.params, Trial.value, Trial.values)
         .where(
             Trial.study_id.in_(list(study_ids)),
             Trial.state == TrialState.COMPLETE,
@@ -119,9 +119,10 @@ def completed_trials(session: Session, study_ids: Sequence[int]) -> dict[int, li
         )
         .order_by(Trial.study_id, Trial.number)
     ).all()
-    for study_id, params, value in rows:
+    for study_id, params, value, values in rows:
         if value is not None and math.isfinite(value):
-            out[study_id].append(CompletedTrial(params, float(value)))
+            vector = tuple(float(v) for v in values) if values else None
+            out[study_id].append(CompletedTrial(params, float(value), vector))
     return out
 
 
