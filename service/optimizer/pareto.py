@@ -55,7 +55,9 @@ def nondominated(values: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
     return keep
 
 
-def hypervolume(values: np.ndarray | Sequence[Sequence[float]], ref: Sequence[float]) -> float:
+def hypervolume(
+    values: np.ndarray | Sequence[Sequence[float]], ref: np.ndarray | Sequence[float]
+) -> float:
     """The volume dominated by `values` and bounded by `ref` (0.0 for no useful point)."""
     Y = _checked(values)
     r = np.asarray(ref, dtype=float)

@@ -16,6 +16,7 @@ from service.optimizer.feasibility import fit_feasibility
 from service.optimizer.multiobjective import scalarize
 from service.optimizer.pareto import hypervolume
 from service.space import SearchSpace
+from service.specs import AcquisitionName
 
 SPACE = SearchSpace.from_spec(
     {f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(3)}
@@ -35,7 +36,7 @@ def request(
     return SuggestRequest(
         space=kw.pop("space", SPACE),
         direction=Direction.MINIMIZE,
-        spec=StrategySpec(name=StrategyName(name), acquisition="ei"),
+        spec=StrategySpec(name=StrategyName(name), acquisition=AcquisitionName.EI),
         observations=observations,
         pending=kw.pop("pending", []),
         count=count,
