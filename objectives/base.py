@@ -91,7 +91,9 @@ class TrialContext:
         return self.deadline - time.monotonic()
 
 
-TrainFn = Callable[[dict[str, Any], Any, TrialContext], float]
+TrainFn = Callable[[dict[str, Any], Any, TrialContext], float | Mapping[str, float]]
+"""A trainer returns its metric's final value, or a dict of named final metrics (several
+objectives, constraints such as a parameter count) that holds its metric among them."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,19 @@ class Objective:
     def run(
         self, params: dict[str, Any], args: Mapping[str, Any] | None, ctx: TrialContext
     ) -> float:
-        return float(self.load_train()(params, self.parse_args(args), ctx))
+        """The final value of the objective's `metric` (from the dict, when the trainer
+        returns named metrics; KeyError when it lacks the metric)."""
+        result = self.run_metrics(params, args, ctx)
+        return result[self.metric] if isinstance(result, dict) else result
+
+    def run_metrics(
+        self, params: dict[str, Any], args: Mapping[str, Any] | None, ctx: TrialContext
+    ) -> float | dict[str, float]:
+        """What the trainer returns: one value, or named metrics (each as a float)."""
+        result = self.load_train()(params, self.parse_args(args), ctx)
+        if isinstance(result, Mapping):
+            return {str(k): float(v) for k, v in result.items()}
+        return float(result)
 
     def describe(self) -> dict[str, Any]:
         return {
