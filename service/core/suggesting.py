@@ -79,7 +79,7 @@ def _observation(trial: TrialRecord) -> Observation:
     )
 
 
-def _infeasible_failure(trial: TrialRecord) -> bool:
+def infeasible_failure(trial: TrialRecord) -> bool:
     """A trial that failed because its configuration cannot run (e.g. out of memory)."""
     return trial.state == TrialState.FAILED and trial.feasible is False
 
@@ -137,10 +137,10 @@ def suggest_input(
         direction=study.direction,
         spec=spec,
         observations=[
-            _observation(t) for t in trials if t.state.is_finished() and not _infeasible_failure(t)
+            _observation(t) for t in trials if t.state.is_finished() and not infeasible_failure(t)
         ],
         pending=[t.params for t in trials if not t.state.is_finished()],
-        infeasible=[t.params for t in trials if _infeasible_failure(t)],
+        infeasible=[t.params for t in trials if infeasible_failure(t)],
         directions=tuple(o.direction for o in parse_objectives(study.objectives)),
         count=count,
         seed=trial_seed(spec.seed if spec.seed is not None else study.seed, n_trials),
