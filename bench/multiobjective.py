@@ -56,6 +56,7 @@ from service.optimizer import Observation, StrategySpec, SuggestRequest, get_str
 from service.optimizer.pareto import hypervolume
 from service.optimizer.peers import optuna_distributions
 from service.space import SearchSpace
+from service.specs import ConstraintSpec
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = RESULTS / "multiobjective_runs.jsonl"
@@ -222,6 +223,7 @@ def _ours(
     strategy: str,
     evaluate: Callable[[dict[str, Any]], Observation | None],
     directions: tuple[Direction, ...] = (),
+    constraints: tuple[ConstraintSpec, ...] = (),
 ) -> list[dict[str, Any]]:
     """Emulates the scheduler one trial at a time: state kept, seed = f(study seed, n).
     `evaluate` gives the observation, or None for an infeasible failure."""
@@ -243,6 +245,7 @@ def _ours(
                 seed=hash((seed, len(configs))) % 2**31,
                 state=state,
                 directions=directions,
+                constraints=constraints,
                 infeasible=list(infeasible),
             )
         )
@@ -319,10 +322,15 @@ def run_constrained(name: str, strategy: str, seed: int, budget: int) -> dict[st
         def evaluate(c: dict[str, Any]) -> Observation | None:
             if problem.oom is not None and problem.oom(c):
                 return None
-            feasible = None if problem.constraint is None else problem.constraint(c) <= 0
-            return Observation(c, problem.f(c), TrialState.COMPLETE, feasible=feasible)
+            if problem.constraint is None:
+                return Observation(c, problem.f(c), TrialState.COMPLETE)
+            value = problem.constraint(c)
+            return Observation(
+                c, problem.f(c), TrialState.COMPLETE, feasible=value <= 0, metrics={"c": value}
+            )
 
-        configs = _ours(problem.space, budget, seed, "gp", evaluate)
+        limits = () if problem.constraint is None else (ConstraintSpec(metric="c", max=0.0),)
+        configs = _ours(problem.space, budget, seed, "gp", evaluate, constraints=limits)
     else:
         configs = _optuna_constrained(problem, strategy, seed, budget)
     seconds = round(time.perf_counter() - t0, 2)

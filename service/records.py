@@ -28,6 +28,7 @@ class TrialRecord:
     """Every objective's value (several objectives)."""
     feasible: bool | None = None
     """None without constraints; False also for a failure marked infeasible."""
+    metrics: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)

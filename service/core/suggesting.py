@@ -40,7 +40,13 @@ from service.policies.stopping import relative_expected_improvement, update_ei_s
 from service.policies.warm_start import prior_studies, source_ids
 from service.records import StudyTally, TrialRecord
 from service.space import SearchSpace
-from service.specs import StoppingSpec, StrategyName, StrategySpec, parse_objectives
+from service.specs import (
+    StoppingSpec,
+    StrategyName,
+    StrategySpec,
+    parse_constraints,
+    parse_objectives,
+)
 from service.store import reader
 from service.store import repository as repo
 from service.store.models import Study, Trial
@@ -76,6 +82,7 @@ def _observation(trial: TrialRecord) -> Observation:
         step=trial.step,
         values=values,
         feasible=trial.feasible,
+        metrics=trial.metrics,
     )
 
 
@@ -142,6 +149,7 @@ def suggest_input(
         pending=[t.params for t in trials if not t.state.is_finished()],
         infeasible=[t.params for t in trials if infeasible_failure(t)],
         directions=tuple(o.direction for o in parse_objectives(study.objectives)),
+        constraints=parse_constraints(study.constraints),
         count=count,
         seed=trial_seed(spec.seed if spec.seed is not None else study.seed, n_trials),
         state=study.strategy_state or {},

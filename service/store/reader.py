@@ -37,13 +37,14 @@ def trial_history(
             suggestion,
             Trial.values,
             Trial.feasible,
+            Trial.metrics,
         )
         .where(Trial.study_id == study_id)
         .order_by(Trial.number)
     ).all()
     return [
-        TrialRecord(i, n, s, p or {}, v, st, g or {}, vs, f)
-        for i, n, s, p, v, st, g, vs, f in rows
+        TrialRecord(i, n, s, p or {}, v, st, g or {}, vs, f, m)
+        for i, n, s, p, v, st, g, vs, f, m in rows
     ]
 
 

@@ -153,3 +153,37 @@ def test_learned_infeasibility_finds_the_optimum_on_the_edge_of_an_oom_region() 
     assert late <= 8
     assert best < 1e-3
     assert best < best_as_failures
+
+
+def test_constrained_metric_model_gives_the_probability_within_the_bound() -> None:
+    """A constraint `size <= 0.5` on a metric size = x: P is high well below 0.5, low well
+    above, about one half at the bound; its log's gradient matches finite differences."""
+    from service.specs import ConstraintSpec
+
+    space = SearchSpace.from_spec({"x": {"type": "float", "low": 0.0, "high": 1.0}})
+    obs = [
+        Observation({"x": x}, x, TrialState.COMPLETE, feasible=x <= 0.5, metrics={"size": x})
+        for x in np.linspace(0.0, 1.0, 9)
+    ]
+    r = request(obs, space=space, constraints=(ConstraintSpec(metric="size", max=0.5),))
+    model = fit_feasibility(r)
+    assert model is not None and model.classifier is None and len(model.metrics) == 1
+    p = model.probability(np.array([[0.1], [0.5], [0.9]]))
+    assert p[0] > 0.95 and p[2] < 0.05 and 0.2 < p[1] < 0.8
+    # Inside the bound (P > DELTA: no penalty kink), between observations (the GP's variance
+    # sits at its floor on them).
+    X = np.array([[0.3], [0.42], [0.45]])
+    _, grad = model.log_value_and_grad(X)
+    h = 1e-6
+    numeric = (model.log_value(X + h) - model.log_value(X - h)) / (2 * h)
+    assert grad[:, 0] == pytest.approx(numeric, rel=1e-3, abs=1e-5)
+    # Both bounds: P is high only between them.
+    both = request(obs, space=space, constraints=(ConstraintSpec(metric="size", min=0.3, max=0.7),))
+    model = fit_feasibility(both)
+    assert model is not None
+    p = model.probability(np.array([[0.05], [0.5], [0.95]]))
+    assert p[1] > 0.9 and p[0] < 0.1 and p[2] < 0.1
+    X = np.array([[0.42], [0.55], [0.58]])
+    _, grad = model.log_value_and_grad(X)
+    numeric = (model.log_value(X + h) - model.log_value(X - h)) / (2 * h)
+    assert grad[:, 0] == pytest.approx(numeric, rel=1e-3, abs=1e-5)
