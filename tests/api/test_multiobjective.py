@@ -182,3 +182,22 @@ def test_infeasible_failure_is_recorded_as_infeasible(client: TestClient) -> Non
     # Repeating the fail changes nothing.
     again = post(client, a, "fail", reason="ResourceExhaustedError: OOM", infeasible=True)
     assert again.json()["feasible"] is False
+
+
+def test_warm_start_from_an_earlier_two_objective_study(client: TestClient) -> None:
+    """The earlier study's value vectors reach the new one: its best configuration is queued
+    first, and the gp strategy models the earlier trials (no Sobol design) from the start."""
+    source = study(client, name="mo-src", objectives=TWO)
+    for t in suggest(client, source["id"], 8):
+        x = t["params"]["x"]
+        assert post(client, t, "complete", values=[x, 1 - x * x]).status_code == 200
+    warm = study(
+        client,
+        name="mo-warm",
+        objectives=TWO,
+        strategy={"name": "gp", "seed": 1},
+        warm_start={"studies": ["mo-src"]},
+    )
+    first = suggest(client, warm["id"], 3)
+    assert first[0]["source"] == "warm_start"
+    assert [t["suggestion"].get("source") for t in first[1:]] == ["gp", "gp"]
