@@ -187,13 +187,16 @@ def _metric_model(request: SuggestRequest, c: ConstraintSpec) -> _MetricModel | 
     ]
     if len(rows) < 2:
         return None
-    X = request.space.encode_many(p for p, _ in rows)
     values = np.array([v for _, v in rows])
-    centre, spread = float(values.mean()), float(values.std())
-    scale = spread if spread > 0 else max(abs(centre), 1.0)
-    low = None if c.min is None else (c.min - centre) / scale
-    high = None if c.max is None else (c.max - centre) / scale
-    return _MetricModel(_fit(X, (values - centre) / scale), low, high)
+    with np.errstate(all="ignore"):
+        centre, spread = float(values.mean()), float(values.std())
+        scale = spread if spread > 0 else max(abs(centre), 1.0)
+        y = (values - centre) / scale
+        low = None if c.min is None else (c.min - centre) / scale
+        high = None if c.max is None else (c.max - centre) / scale
+    if not (np.all(np.isfinite(y)) and all(b is None or math.isfinite(b) for b in (low, high))):
+        return None  # values near the float limits: no usable model of this metric
+    return _MetricModel(_fit(request.space.encode_many(p for p, _ in rows), y), low, high)
 
 
 def fit_feasibility(request: SuggestRequest) -> FeasibilityModel | None:
