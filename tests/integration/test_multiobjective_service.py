@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 
 from objectives import registry
 from service.optimizer.pareto import nondominated
-from tests.support import ServerProcess, WorkerGroup, finished, wait_until
+from tests.support import ServerProcess, WorkerGroup, cli_command, finished, wait_until
 
 LIMIT = 1.8e6  # cost = 1e6 * (1 + x1): x1 <= 0.8 is feasible
 OOM_ABOVE = 0.9  # x0 > 0.9 runs out of memory
@@ -97,3 +98,13 @@ def test_two_objective_study_with_workers_keeps_a_feasible_pareto_front(
     assert done.pareto is not None
     assert {p.trial_id for p in done.pareto} == expected
     assert all(p.values == dict(feasible_values)[p.trial_id] for p in done.pareto)
+    # The CLI lists the front.
+    shown = subprocess.run(
+        cli_command("study", "show", str(study.id), "--url", server.url, "--token", server.token),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert f"Pareto front: {len(done.pareto)} trial(s)" in shown
+    assert all(f"trial {p.number}: [" in shown for p in done.pareto)
