@@ -240,12 +240,16 @@ def test_dashboard_pages_and_plotly_are_served(api: TestClient) -> None:
     assert api.get("/static/missing.js").status_code == 404
 
 
+SEED = 11  # a fixed study seed: a fixed Sobol design (12 random ones sometimes fit a classifier
+# that credits `kind` or `y` with the failures)
+
+
 def test_model_view_shows_the_feasibility_estimate(api: TestClient) -> None:
     """Trials with x > 0.7 run out of memory (failed as infeasible): the GP view's
     feasibility is low there and high where trials completed; the view's observed points are
     the completed trials (the infeasible ones are no observations of the objective)."""
-    study = _study(api, "feasible", strategy={"name": "sobol"})
-    response = api.post(f"/api/v1/studies/{study['id']}/suggestions", json={"count": 12})
+    study = _study(api, "feasible", strategy={"name": "sobol"}, seed=SEED)
+    response = api.post(f"/api/v1/studies/{study['id']}/suggestions", json={"count": 16})
     trials = response.json()["data"]
     ran = []
     for t in trials:
