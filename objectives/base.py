@@ -109,7 +109,9 @@ class TrialContext:
         return self.deadline - time.monotonic()
 
 
-TrainFn = Callable[[dict[str, Any], Any, TrialContext], float]
+TrainFn = Callable[[dict[str, Any], Any, TrialContext], float | Mapping[str, float]]
+"""A trainer returns its metric's final value, or a dict of named final metrics (several
+objectives, constraints such as a parameter count) that holds its metric among them."""
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,9 @@ class Objective:
             if name not in declared:
                 raise ParameterMismatch(name, self._unknown(name, declared))
         out = {name: dict(spec) for name, spec in space.items()}
+        for name, spec in out.items():  # a parameter used only in some configurations
+            if declared[name].get("condition") and not spec.get("condition"):
+                spec["condition"] = dict(declared[name]["condition"])
         for name, spec in declared.items():
             if name in out:
                 continue
@@ -223,7 +228,9 @@ class Objective:
                     f"add it to the space (its range: {_range(spec)})",
                 )
             out[name] = {"type": "fixed", "value": spec["default"]}
-        return out
+            if spec.get("condition"):
+                out[name]["condition"] = dict(spec["condition"])
+        return _settle_fixed_parents(out, filled=set(out) - set(space))
 
     def _unknown(self, name: str, declared: Mapping[str, Any]) -> str:
         elsewhere = set(self.space) | set(self.defaults or {})
@@ -243,12 +250,23 @@ class Objective:
     def run(
         self, params: dict[str, Any], args: Mapping[str, Any] | None, ctx: TrialContext
     ) -> float:
-        """Trains `params`, with the declared default of every parameter they leave out (a
-        study stored before its objective declared that parameter, or imported)."""
+        """The final value of the objective's `metric` (from the dict, when the trainer
+        returns named metrics; KeyError when it lacks the metric)."""
+        result = self.run_metrics(params, args, ctx)
+        return result[self.metric] if isinstance(result, dict) else result
+
+    def run_metrics(
+        self, params: dict[str, Any], args: Mapping[str, Any] | None, ctx: TrialContext
+    ) -> float | dict[str, float]:
+        """What the trainer returns: one value, or named metrics (each as a float). It trains
+        `params` with the declared default of every parameter they leave out (a study stored
+        before its objective declared that parameter, or imported)."""
         parsed = self.parse_args(args)
         space = self.space if self.space_fn is None else self.space_fn(parsed)
-        defaults = {k: v for k, v in (self.defaults or {}).items() if k in space}
-        return float(self.load_train()({**defaults, **params}, parsed, ctx))
+        result = self.load_train()(_with_defaults(params, self.defaults or {}, space), parsed, ctx)
+        if isinstance(result, Mapping):
+            return {str(k): float(v) for k, v in result.items()}
+        return float(result)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -265,3 +283,59 @@ class Objective:
 def _range(spec: Mapping[str, Any]) -> dict[str, Any]:
     """A declared parameter's range alone (its JSON form without `"default"`)."""
     return {k: v for k, v in spec.items() if k != "default"}
+
+
+def _with_defaults(
+    params: Mapping[str, Any], defaults: Mapping[str, Any], space: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`params` plus the default of each parameter of `space` they leave out and that is
+    active: a conditional parameter gets its default only when its parents' values (given or
+    defaulted themselves) satisfy its condition, so a dense VAE never receives `filters`."""
+    merged = dict(params)
+    waiting = {k: v for k, v in defaults.items() if k in space and k not in merged}
+    added = True
+    while added:
+        added = False
+        for name in list(waiting):
+            condition = space[name].get("condition") or {}
+            if all(parent in merged and merged[parent] in values
+                   for parent, values in condition.items()):
+                merged[name] = waiting.pop(name)
+                added = True
+    return merged
+
+
+def _settle_fixed_parents(
+    space: dict[str, dict[str, Any]], *, filled: set[str]
+) -> dict[str, dict[str, Any]]:
+    """Resolves the conditions on a parent fixed at its default (`filled`: the parameters the
+    study left out). A condition the default meets is dropped; a filled parameter whose
+    condition it fails is never active and leaves the space; a parameter the study named that
+    could never be active is refused (ParameterMismatch naming it)."""
+    changed = True
+    while changed:
+        changed = False
+        for name in list(space):
+            condition = space[name].get("condition")
+            parent = next((p for p in condition or {} if p in filled or p not in space), None)
+            if condition is None or parent is None:
+                continue
+            fixed = space.get(parent)
+            if fixed is not None and fixed["value"] in condition[parent]:
+                rest = {p: v for p, v in condition.items() if p != parent}
+                space[name] = {k: v for k, v in space[name].items() if k != "condition"}
+                if rest:
+                    space[name]["condition"] = rest
+            elif name in filled:
+                del space[name]
+            elif fixed is not None:
+                raise ParameterMismatch(
+                    name,
+                    f"{name!r} is used only when {parent!r} is one of {condition[parent]}, "
+                    f"and the space leaves {parent!r} at its default {fixed['value']!r}: "
+                    f"search {parent!r} too, or leave {name!r} out",
+                )
+            else:
+                continue  # the study named it with an unknown parent: validation refuses it
+            changed = True
+    return space

@@ -32,7 +32,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -164,6 +164,22 @@ def detail_lines(detail: Any) -> list[str]:
 def format_detail(detail: Any) -> str:
     """Renders FastAPI error details as one line: `field: message; ...`."""
     return "; ".join(detail_lines(detail))
+
+
+def result_body(
+    value: float | None,
+    values: Sequence[float] | None = None,
+    metrics: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """The result fields of a complete: `value` or `values`, and `metrics` when given."""
+    body: dict[str, Any] = {}
+    if value is not None:
+        body["value"] = value
+    if values is not None:
+        body["values"] = list(values)
+    if metrics:
+        body["metrics"] = dict(metrics)
+    return body
 
 
 def find_token(url: str) -> tuple[str | None, str]:
@@ -494,12 +510,24 @@ class Client:
         body = {"lease_token": trial.lease_token, "dataset": dict(record)}
         return self._post(f"/trials/{trial.id}/dataset", TrialPublic, body)
 
-    def complete(self, trial: TrialLeased, value: float) -> TrialPublic:
-        body = {"lease_token": trial.lease_token, "value": value}
+    def complete(
+        self,
+        trial: TrialLeased,
+        value: float | None = None,
+        *,
+        values: Sequence[float] | None = None,
+        metrics: Mapping[str, float] | None = None,
+    ) -> TrialPublic:
+        """Tells the final `value` (one objective) or `values` (one per objective), with
+        `metrics` for the study's constraints."""
+        body = {"lease_token": trial.lease_token, **result_body(value, values, metrics)}
         return self._post(f"/trials/{trial.id}/complete", TrialPublic, body)
 
-    def fail(self, trial: TrialLeased, reason: str) -> TrialPublic:
-        body = {"lease_token": trial.lease_token, "reason": reason[:4000]}
+    def fail(self, trial: TrialLeased, reason: str, *, infeasible: bool = False) -> TrialPublic:
+        """Fails the trial; `infeasible`: its configuration cannot run (out of memory)."""
+        body: dict[str, Any] = {"lease_token": trial.lease_token, "reason": reason[:4000]}
+        if infeasible:
+            body["infeasible"] = True
         return self._post(f"/trials/{trial.id}/fail", TrialPublic, body)
 
     def release(self, trial: TrialLeased) -> TrialPublic:
@@ -591,15 +619,16 @@ class Client:
         worker_id: str,
         info: Mapping[str, Any],
         *,
-        complete: tuple[TrialLeased, float] | None = None,
+        complete: tuple[TrialLeased, float | Mapping[str, Any]] | None = None,
     ) -> LeasePublic | None:
         """The next trial (None: nothing to do now). `complete`: the previous trial and its
-        value, recorded by the server before it leases (one round trip instead of two)."""
+        value (or the fields of its complete: `values`, `metrics`), recorded by the server
+        before it leases (one round trip instead of two)."""
         body = dict(info)
         if complete is not None:
             trial, value = complete
             body["complete"] = {"trial_id": trial.id, "lease_token": trial.lease_token}
-            body["complete"]["value"] = value
+            body["complete"].update(value if isinstance(value, Mapping) else {"value": value})
         response = self.request("POST", f"/workers/{worker_id}/lease", json=body)
         if response.status_code == 204:
             return None

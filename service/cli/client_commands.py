@@ -170,6 +170,12 @@ def cmd_study_show(args: argparse.Namespace) -> int:
     print("  trials: " + ", ".join(f"{k} {v}" for k, v in study.counts.items() if v))
     if study.best:
         print(f"  best: {study.best.value:.6g} (trial {study.best.number}) {study.best.params}")
+    if study.objectives:
+        names = ", ".join(f"{o.metric} ({o.direction})" for o in study.objectives)
+        print(f"  objectives: {names}; Pareto front: {len(study.pareto or [])} trial(s)")
+        for p in study.pareto or []:
+            values = ", ".join(f"{v:.6g}" for v in p.values)
+            print(f"    trial {p.number}: [{values}] {p.params}")
     for d in study.datasets:
         stands_in = f" standing in for {d.fallback_for}" if d.fallback_for else ""
         print(

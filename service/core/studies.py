@@ -99,6 +99,9 @@ def create_study(db: Database, spec: StudyCreate, *, owner_token_id: int | None)
     """
     resolved = resolve_objective(spec)
     metric, direction, args = resolved.metric, resolved.direction, resolved.args
+    if spec.objectives:
+        # The first objective is also the study's `metric`/`direction` (service.core.results).
+        metric, direction = spec.objectives[0].metric, spec.objectives[0].direction
     space = SearchSpace.from_spec(resolved.space)
     if len(spec.enqueue) > spec.budget.max_trials:
         raise InvalidRequest(
@@ -123,6 +126,12 @@ def create_study(db: Database, spec: StudyCreate, *, owner_token_id: int | None)
                 pruning=spec.pruning.model_dump(mode="json") if spec.pruning else None,
                 stopping=spec.stopping.model_dump(mode="json") if spec.stopping else None,
                 warm_start=None,
+                objectives=(
+                    [o.model_dump(mode="json") for o in spec.objectives]
+                    if spec.objectives
+                    else None
+                ),
+                constraints=[c.model_dump(mode="json") for c in spec.constraints] or None,
                 seed=spec.seed if spec.seed is not None else secrets.randbelow(2**31),
                 owner_token_id=owner_token_id,
                 owner_name=None if owner_token_id is None else repo.token_name(

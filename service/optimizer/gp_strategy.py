@@ -37,6 +37,8 @@ Rules:
   within a few steps and lost on our benchmark), and on the next call each nominee's
   posterior mean (standardized) is added to its arm's gain. Gains and nominees live in
   `state`, so nothing is lost on restart.
+- Constraints and infeasible failures (feasibility.py): the acquisition is weighted by the
+  modelled probability of feasibility, and the incumbent is the best feasible value.
 - Never re-suggests an observed, pending or already chosen configuration unless the space is
   exhausted.
 - Bounded work: a space that encodes to more than `max_columns` (512) columns (categorical
@@ -66,6 +68,7 @@ from service.optimizer.base import (
     SuggestRequest,
     SuggestResult,
 )
+from service.optimizer.feasibility import feasible_incumbent, fit_feasibility
 from service.optimizer.gp import Surrogate
 from service.optimizer.maximize import CandidatePool, build_pool, lipschitz, maximize
 from service.optimizer.model import (
@@ -172,7 +175,8 @@ class GPStrategy:
     ) -> SuggestResult:
         space, spec = request.space, request.spec
         deadline = time.monotonic() + self.time_budget_s
-        gp_var, best = model.with_pending, model.best
+        gp_var, best = model.with_pending, feasible_incumbent(model, request)
+        feasibility = fit_feasibility(request)
         hedge = _Hedge.from_state(state.get("hedge"), space.dim)
         auto = spec.acquisition == AcquisitionName.AUTO
         if auto:
@@ -216,7 +220,8 @@ class GPStrategy:
                 c_mean, c_std = model.surrogate.predict(Xc)
                 penalty = LocalPenalty.around(Xc, c_mean, c_std, best=best, lipschitz=slope)
             pick = maximize(
-                space, gp_var, acq, pool, seen=seen, n_starts=self.n_starts, penalty=penalty
+                space, gp_var, acq, pool, seen=seen, n_starts=self.n_starts, penalty=penalty,
+                weight=feasibility,
             )
             if pick is None:
                 chosen = [*request.pending, *(s.params for s in suggestions)]

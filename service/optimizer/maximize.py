@@ -23,13 +23,15 @@ Recipe:
    exhausted).
 
 With a `LocalPenalty` (PI and UCB with pending points, see acquisition.py), every score is the
-log-form acquisition plus the penalty, in the pool, in L-BFGS-B and on the grid.
+log-form acquisition plus the penalty, in the pool, in L-BFGS-B and on the grid. A `weight`
+(the log probability of feasibility, service/optimizer/feasibility.py) is added to the
+maximized form everywhere too: candidates, L-BFGS-B (with its gradient), re-scoring, climbing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from scipy.optimize import minimize
@@ -40,6 +42,14 @@ from service.optimizer.gp import Surrogate
 from service.space import INACTIVE, SearchSpace
 
 _CLIMB_ROUNDS = 8
+
+
+class LogWeight(Protocol):
+    """A log-scale factor on the acquisition: (m,) values and their (m, d) gradients."""
+
+    def log_value(self, Xq: np.ndarray) -> np.ndarray: ...
+
+    def log_value_and_grad(self, Xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -116,10 +126,13 @@ def _score(
     std: np.ndarray,
     X: np.ndarray,
     penalty: LocalPenalty | None,
+    weight: LogWeight | None,
 ) -> np.ndarray:
     if penalty is None:
-        return acq.value_and_grad(mean, std)[0]
-    return acq.log_value_and_grad(mean, std)[0] + penalty.value_and_grad(X)[0]
+        score = acq.value_and_grad(mean, std)[0]
+    else:
+        score = acq.log_value_and_grad(mean, std)[0] + penalty.value_and_grad(X)[0]
+    return score if weight is None else score + weight.log_value(X)
 
 
 def maximize(
@@ -132,25 +145,26 @@ def maximize(
     n_starts: int = 5,
     max_iter: int = 50,
     penalty: LocalPenalty | None = None,
+    weight: LogWeight | None = None,
 ) -> Pick | None:
-    """The best unseen configuration under `acq` (times `penalty`), or None when every
-    candidate was seen."""
-    score = _score(acq, pool.mean, pool.std, pool.X, penalty)
+    """The best unseen configuration under `acq` (times `penalty` and `weight`), or None when
+    every candidate was seen."""
+    score = _score(acq, pool.mean, pool.std, pool.X, penalty, weight)
     order = np.argsort(-score, kind="stable")
     starts = pool.X[order[:n_starts]]
     free = free_columns(space)
     X, mean, std = pool.X, pool.mean, pool.std
     if len(free) and len(starts) and not pool.exhaustive:
-        optimized = space.snap_many(_lbfgs(gp, acq, starts, free, max_iter, penalty))
+        optimized = space.snap_many(_lbfgs(gp, acq, starts, free, max_iter, penalty, weight))
         opt_mean, opt_std = gp.predict(optimized)
         X = np.vstack([optimized, pool.X])
-        score = np.concatenate([_score(acq, opt_mean, opt_std, optimized, penalty), score])
+        score = np.concatenate([_score(acq, opt_mean, opt_std, optimized, penalty, weight), score])
         mean = np.concatenate([opt_mean, pool.mean])
         std = np.concatenate([opt_std, pool.std])
     if not pool.exhaustive and any(c.kind != "continuous" for c in space.columns):
         top = np.argsort(-score, kind="stable")[:n_starts]
         climbed, c_mean, c_std, c_score = _climb(
-            space, gp, acq, X[top], mean[top], std[top], score[top], penalty
+            space, gp, acq, X[top], mean[top], std[top], score[top], penalty, weight
         )
         X = np.vstack([climbed, X])
         score = np.concatenate([c_score, score])
@@ -173,6 +187,7 @@ def _climb(
     std: np.ndarray,
     score: np.ndarray,
     penalty: LocalPenalty | None,
+    weight: LogWeight | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Steepest-ascent hill climbing of each row of X over its grid neighbourhood."""
     X, mean, std, score = X.copy(), mean.copy(), std.copy(), score.copy()
@@ -181,7 +196,7 @@ def _climb(
         if not len(Y):
             break
         y_mean, y_std = gp.predict(Y)
-        y_score = _score(acq, y_mean, y_std, Y, penalty)
+        y_score = _score(acq, y_mean, y_std, Y, penalty, weight)
         moved = False
         for row in range(len(X)):
             mine = np.flatnonzero(origin == row)
@@ -203,6 +218,7 @@ def _lbfgs(
     free: np.ndarray,
     max_iter: int,
     penalty: LocalPenalty | None = None,
+    weight: LogWeight | None = None,
 ) -> np.ndarray:
     s, f = len(starts), len(free)
     base = starts.copy()
@@ -219,6 +235,9 @@ def _lbfgs(
             p, dp = penalty.value_and_grad(Xq)
             a = a + p
             grad = da_dm[:, None] * dmean + da_ds[:, None] * dstd + dp
+        if weight is not None:
+            log_w, dlog_w = weight.log_value_and_grad(Xq)
+            a, grad = a + log_w, grad + dlog_w
         return -float(a.sum()), -grad[:, free].ravel()
 
     # An inactive (conditional) column stays at its imputed value: a fixed variable.

@@ -134,7 +134,9 @@ def prior_studies(
             config = _fitting(space, t.params)
             if config is not None:
                 observations.append(
-                    Observation(params=config, value=t.value, state=TrialState.COMPLETE)
+                    Observation(
+                        params=config, value=t.value, state=TrialState.COMPLETE, values=t.values
+                    )
                 )
         out.append(observations)
     return out

@@ -124,6 +124,7 @@ def best_trial(session: Session, study: Study) -> Trial | None:
             Trial.study_id == study.id,
             Trial.state == TrialState.COMPLETE,
             Trial.value.is_not(None),
+            or_(Trial.feasible.is_(None), Trial.feasible.is_(True)),
         )
         .order_by(order, Trial.number.asc())
         .limit(1)

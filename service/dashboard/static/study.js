@@ -7,6 +7,7 @@ import { del, followStudy, get } from "./api.js";
 import { gpView } from "./gpview.js";
 import { notesCard } from "./notes.js";
 import { paramsView } from "./paramsview.js";
+import { paretoTab, paretoView } from "./paretoview.js";
 import { curvesPlot, historyPlot, loadPlotly, nothingToPlot } from "./plots.js";
 import { perHour, studyActions } from "./studies.js";
 import { trialsTable } from "./trialstable.js";
@@ -293,6 +294,8 @@ export async function render(main, studyId) {
     gp: gpView(ctx),
     curves: curvesView(ctx),
   };
+  const tabs = [...TABS, paretoTab(ctx.study)].filter(Boolean);
+  if (paretoTab(ctx.study)) views.pareto = paretoView(ctx);
   const drawn = new Set();
   const tabBar = h("nav", { class: "tabs", role: "tablist" });
   const panels = h("div", {}, Object.entries(views).map(([key, v]) => h("div", { class: "panel", dataset: { tab: key } }, v.el)));
@@ -302,7 +305,7 @@ export async function render(main, studyId) {
     active = key;
     replace(
       tabBar,
-      TABS.map(([k, label]) => h("a", { href: `#${k}`, role: "tab", class: k === key ? "tab active" : "tab", dataset: { tab: k } }, label)),
+      tabs.map(([k, label]) => h("a", { href: `#${k}`, role: "tab", class: k === key ? "tab active" : "tab", dataset: { tab: k } }, label)),
     );
     for (const panel of panels.children) panel.hidden = panel.dataset.tab !== key;
     const full = !drawn.has(key);
@@ -314,7 +317,7 @@ export async function render(main, studyId) {
     }
   }
 
-  const tabFromHash = () => (TABS.some(([k]) => `#${k}` === window.location.hash) ? window.location.hash.slice(1) : "overview");
+  const tabFromHash = () => (tabs.some(([k]) => `#${k}` === window.location.hash) ? window.location.hash.slice(1) : "overview");
   window.addEventListener("hashchange", () => show(tabFromHash()));
   replace(main, headSlot, tabBar, panels);
 
