@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from service.core.studies import enqueue_configuration, update_budget
+from service.core.studies import enqueue_configuration, update_study
 from service.domain import StopKind, StudyState
 from service.errors import InvalidRequest
 from service.schemas import StudyUpdate
@@ -123,7 +123,7 @@ def _budget(**fields: int) -> StudyUpdate:
 
 def test_a_larger_budget_reopens_a_study_that_used_its_budget(service: Service) -> None:
     study = _used_budget(service, "reopen")
-    update_budget(service.db, study, _budget(max_trials=3))
+    update_study(service.db, study, _budget(max_trials=3))
     assert _state(service, study) == (StudyState.RUNNING.value, None, None)
     assert len(service.scheduler.suggest(study, 5).trials) == 1
 
@@ -131,8 +131,8 @@ def test_a_larger_budget_reopens_a_study_that_used_its_budget(service: Service) 
 def test_a_budget_change_without_room_leaves_a_done_study_done(service: Service) -> None:
     study = _used_budget(service, "no-room")
     done = _state(service, study)
-    update_budget(service.db, study, _budget(max_parallel=4))
-    update_budget(service.db, study, _budget(max_trials=2))
+    update_study(service.db, study, _budget(max_parallel=4))
+    update_study(service.db, study, _budget(max_trials=2))
     assert _state(service, study) == done
     with service.db.read() as session:
         budget = repo.get_study(session, study).budget
@@ -142,7 +142,7 @@ def test_a_budget_change_without_room_leaves_a_done_study_done(service: Service)
 def test_a_budget_below_the_trial_count_is_refused_naming_the_field(service: Service) -> None:
     study = _used_budget(service, "shrink")
     with pytest.raises(InvalidRequest, match="already has 2 trials") as caught:
-        update_budget(service.db, study, _budget(max_trials=1))
+        update_study(service.db, study, _budget(max_trials=1))
     assert caught.value.field == "budget.max_trials"
     with service.db.read() as session:
         assert repo.get_study(session, study).budget["max_trials"] == 2
