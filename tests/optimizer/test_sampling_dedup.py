@@ -72,3 +72,22 @@ def test_a_batch_covers_the_whole_space_before_any_repeat(name: str, seed: int) 
 def test_an_exhausted_space_still_answers_with_valid_configurations(name: str) -> None:
     got = _ask(name, observed=ALL, count=2)
     assert all(SIX.validate(c) == c for c in got)
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+@pytest.mark.parametrize("seed", range(4))
+def test_a_batch_that_needs_several_draws_keeps_every_draws_finds(name: str, seed: int) -> None:
+    """40 configurations asked at once: random needs more than one round of draws (a coupon
+    collector's ~171 draws against 160 per round) and must keep each round's finds."""
+    space = SearchSpace.from_spec({"k": {"type": "int", "low": 1, "high": 40}})
+    request = SuggestRequest(
+        space=space,
+        direction="minimize",  # type: ignore[arg-type]
+        spec=StrategySpec(name=name),  # type: ignore[arg-type]
+        observations=[],
+        pending=[],
+        count=40,
+        seed=seed,
+    )
+    got = [s.params["k"] for s in STRATEGIES[name]().suggest(request).suggestions]
+    assert sorted(got) == list(range(1, 41))
