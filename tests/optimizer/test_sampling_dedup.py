@@ -72,3 +72,25 @@ def test_a_batch_covers_the_whole_space_before_any_repeat(name: str, seed: int) 
 def test_an_exhausted_space_still_answers_with_valid_configurations(name: str) -> None:
     got = _ask(name, observed=ALL, count=2)
     assert all(SIX.validate(c) == c for c in got)
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+@pytest.mark.parametrize("size", [40, 41])
+@pytest.mark.parametrize("seed", range(6))
+def test_a_batch_that_needs_several_draws_keeps_every_draws_finds(
+    name: str, size: int, seed: int
+) -> None:
+    """40 configurations asked at once from 40 or 41: random often needs more than one round
+    of draws (160 per round) and must keep each round's finds, and no more than asked."""
+    space = SearchSpace.from_spec({"k": {"type": "int", "low": 1, "high": size}})
+    request = SuggestRequest(
+        space=space,
+        direction="minimize",  # type: ignore[arg-type]
+        spec=StrategySpec(name=name),  # type: ignore[arg-type]
+        observations=[],
+        pending=[],
+        count=40,
+        seed=seed,
+    )
+    got = [s.params["k"] for s in STRATEGIES[name]().suggest(request).suggestions]
+    assert len(got) == len(set(got)) == 40
