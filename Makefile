@@ -68,5 +68,18 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/optimizer.py --quick
 	$(BIN)/python bench/throughput.py --quick
 
+# Mutation testing (outside CI; hours on 2 cores): mutmut mutates the optimizer, the
+# scheduler and state machine, and the policies (setup.cfg [mutmut]) and runs the fast
+# in-process tests that cover them. MUTANTS narrows the run, e.g.
+# `make mutants MUTANTS='service.optimizer.acquisition*'`; results stay in mutants/.
+MUTANT_JOBS ?= 2
+MUTANTS ?=
+.PHONY: mutants
+mutants: $(VENV)/.dev-installed
+	$(BIN)/pip install --quiet 'mutmut>=3.8,<4'
+	nice -n 10 $(BIN)/mutmut run --max-children $(MUTANT_JOBS) $(MUTANTS)
+	$(BIN)/mutmut export-cicd-stats
+	$(BIN)/python -c 'import json; s = json.load(open("mutants/mutmut-cicd-stats.json")); k = s["killed"] + s["timeout"]; n = k + s["survived"] + s["suspicious"]; print("killed %d of %d mutants (%.1f%%), %d not covered by the selected tests; survivors: $(BIN)/mutmut results" % (k, n, 100.0 * k / max(n, 1), s["no_tests"]))'
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

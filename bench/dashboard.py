@@ -205,6 +205,13 @@ def endpoint_times(url: str, study_id: int, repeats: int = 3) -> dict[str, float
         "GET /studies/{id}": base,
         "GET /studies/{id}/history (1000 points)": f"{base}/history?max_points=1000",
         "GET /studies/{id}/trials (page of 50)": f"{base}/trials?limit=50&descending=true",
+        "GET /studies/{id}/trials (by a parameter, page of 50)": (
+            f"{base}/trials?limit=50&order=params.lr"
+        ),
+        "GET /studies/{id}/trials (a parameter range, page of 50)": (
+            f"{base}/trials?limit=50&where=params.lr>=0.001&where=params.lr<=0.01"
+        ),
+        "GET /studies/{id}/trials.csv (every trial)": f"{base}/trials.csv",
         "GET /studies/{id}/curves": f"{base}/curves?limit=200",
         "GET /studies/{id}/importance": f"{base}/importance",
         "GET /studies/{id}/model?param=lr": f"{base}/model?param=lr",

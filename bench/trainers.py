@@ -20,8 +20,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from objectives.base import Objective, TrialContext
-from objectives.data import load_images, load_segmentation
-from objectives.densenet import DENSENET
+from objectives.densenet import DENSENET, depth
 from objectives.gan import GAN
 from objectives.softmax import SOFTMAX
 from objectives.vae import VAE
@@ -48,19 +47,16 @@ def measure(obj: Objective, args: dict[str, Any], epochs: int, work: Path,
     column = rows[0].split(",").index("seconds")
     seconds = [float(row.split(",")[column]) for row in rows[1:]]
     parsed = obj.parse_args(full)
-    return {"seconds": seconds, "value": value, "args": parsed}
+    return {"seconds": seconds, "value": value, "args": parsed, "dataset": ctx.dataset or {}}
 
 
-def describe(obj: Objective, args: Any) -> str:
-    """The default size, naming the data actually loaded (a fallback says so)."""
-    size = getattr(args, "image_size", 28)
-    if obj is DENSENET:
-        data = load_segmentation(path=args.data_path, size=size).source
-    else:
-        data = load_images(args.dataset, path=args.data_path, size=size).source
+def describe(obj: Objective, args: Any, dataset: dict[str, Any]) -> str:
+    """The default size, naming the data the trial recorded (a fallback says so)."""
+    data = (f"{dataset.get('name', '?')} ({dataset.get('source', '?')}, "
+            f"{dataset.get('n_train', '?')}/{dataset.get('n_val', '?')})")
     extra = ""
     if obj is DENSENET:
-        extra = f", {args.down_blocks} down blocks, batch {args.batch_size}"
+        extra = f", {depth(args)} down blocks, batch {args.batch_size}"
     return f"{data}{extra}"
 
 
@@ -89,7 +85,8 @@ def main() -> None:
             r = measure(obj, args, opts.epochs, Path(tmp), opts.threads)
         later = r["seconds"][1:] or r["seconds"]
         lines.append(
-            f"| {label} | {describe(obj, r['args'])} | {obj.metric} | {r['seconds'][0]:.2f} | "
+            f"| {label} | {describe(obj, r['args'], r['dataset'])} | {obj.metric} | "
+            f"{r['seconds'][0]:.2f} | "
             f"{statistics.median(later):.2f} | {r['value']:.4g} |"
         )
         print(lines[-1], flush=True)

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from service.domain import Direction
+from service.domain import Direction, trial_label
 
 
 class TrialPruned(Exception):
@@ -37,6 +37,18 @@ class TrialPruned(Exception):
 
 class TrialDiverged(Exception):
     """Raised by a trainer whose loss became NaN or infinite."""
+
+
+class ParameterMismatch(ValueError):
+    """A study's space does not fit its objective's declared parameters.
+
+    `name` is the parameter at fault (None when the space as a whole is), `str(exc)` the
+    sentence to show.
+    """
+
+    def __init__(self, name: str | None, message: str) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 class NoArgs(BaseModel):
@@ -65,7 +77,13 @@ class TrialContext:
     threads: int | None = None
     dataset_fn: Callable[[dict[str, Any]], None] = field(default=lambda record: None)
     dataset: dict[str, Any] | None = None
+    trial_number: int | None = None
     _stop: bool = False
+
+    @property
+    def label(self) -> str:
+        """The trial as log lines name it (`trial_label`)."""
+        return trial_label(self.trial_number, self.trial_id, self.study_id)
 
     def note_dataset(self, record: Mapping[str, Any]) -> None:
         """Records the data this trial trains on: kept as `self.dataset` (the trainers write
@@ -91,7 +109,9 @@ class TrialContext:
         return self.deadline - time.monotonic()
 
 
-TrainFn = Callable[[dict[str, Any], Any, TrialContext], float]
+TrainFn = Callable[[dict[str, Any], Any, TrialContext], float | Mapping[str, float]]
+"""A trainer returns its metric's final value, or a dict of named final metrics (several
+objectives, constraints such as a parameter count) that holds its metric among them."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +127,14 @@ class Objective:
     spaces holds), or None for an objective without one; `recipe_for(objective_args)`
     restricts it to `space_for`. `direction` may be given as its string ("minimize" or
     "maximize").
+
+    The trainer contract (checked when a study is created, `complete_space`): the
+    parameters a trainer reads for given arguments are `space_for(args)`'s, each with its
+    range and, when `defaults` holds one, its default value (as a KerasTuner hyperparameter
+    carries its own). A study's space may narrow or leave out any parameter that has a
+    default (the trainer then gets the default, as a fixed parameter); it may not name a
+    parameter the trainer does not read for these arguments, nor leave out one without a
+    default.
     """
 
     name: str
@@ -137,13 +165,80 @@ class Objective:
         return {k: dict(v) for k, v in space.items()}
 
     def recipe_for(self, args: Mapping[str, Any] | None) -> dict[str, Any] | None:
-        """The recipe's value of every parameter in `space_for(args)`; None without a recipe.
+        """The recipe's value of every parameter in `space_for(args)` that is active in it (a
+        parameter whose `condition` the recipe's own values do not meet is left out); None
+        without a recipe.
 
         Raises pydantic.ValidationError for invalid `args`.
         """
         if self.defaults is None:
             return None
-        return {name: self.defaults[name] for name in self.space_for(args) if name in self.defaults}
+        space = self.space_for(args)
+        recipe = {name: self.defaults[name] for name in space if name in self.defaults}
+        dropped = True
+        while dropped:  # a parent dropped makes its children inactive too
+            dropped = False
+            for name, spec in space.items():
+                condition = spec.get("condition") or {}
+                if name in recipe and any(
+                    parent not in recipe or recipe[parent] not in values
+                    for parent, values in condition.items()
+                ):
+                    del recipe[name]
+                    dropped = True
+        return recipe
+
+    def parameters_for(self, args: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+        """Every parameter the trainer reads for `args`: its default range (the space's JSON
+        form) plus `"default"` when the objective declares one. Raises
+        pydantic.ValidationError for invalid `args`."""
+        defaults = self.defaults or {}
+        return {
+            name: {**spec, **({"default": defaults[name]} if name in defaults else {})}
+            for name, spec in self.space_for(args).items()
+        }
+
+    def complete_space(
+        self, space: Mapping[str, Mapping[str, Any]] | None, args: Mapping[str, Any] | None
+    ) -> dict[str, dict[str, Any]]:
+        """The space a study of this objective searches: `space` (None: the default space)
+        with every parameter it leaves out fixed at its default.
+
+        Raises ParameterMismatch naming a parameter of `space` the trainer does not read for
+        `args`, or one it reads that `space` leaves out and that has no default; raises
+        pydantic.ValidationError for invalid `args`.
+        """
+        declared = self.parameters_for(args)
+        if space is None:
+            return {name: _range(spec) for name, spec in declared.items()}
+        for name in space:
+            if name not in declared:
+                raise ParameterMismatch(name, self._unknown(name, declared))
+        out = {name: dict(spec) for name, spec in space.items()}
+        for name, spec in out.items():  # a parameter used only in some configurations
+            if declared[name].get("condition") and not spec.get("condition"):
+                spec["condition"] = dict(declared[name]["condition"])
+        for name, spec in declared.items():
+            if name in out:
+                continue
+            if "default" not in spec:
+                raise ParameterMismatch(
+                    None,
+                    f"objective {self.name!r} needs parameter {name!r}, which has no default: "
+                    f"add it to the space (its range: {_range(spec)})",
+                )
+            out[name] = {"type": "fixed", "value": spec["default"]}
+            if spec.get("condition"):
+                out[name]["condition"] = dict(spec["condition"])
+        return _settle_fixed_parents(out, filled=set(out) - set(space))
+
+    def _unknown(self, name: str, declared: Mapping[str, Any]) -> str:
+        elsewhere = set(self.space) | set(self.defaults or {})
+        what = (
+            f"does not use {name!r} with these objective_args" if name in elsewhere
+            else f"has no parameter {name!r}"
+        )
+        return f"objective {self.name!r} {what}; its parameters: {sorted(declared)}"
 
     def load_train(self) -> TrainFn:
         if callable(self.train):
@@ -155,7 +250,23 @@ class Objective:
     def run(
         self, params: dict[str, Any], args: Mapping[str, Any] | None, ctx: TrialContext
     ) -> float:
-        return float(self.load_train()(params, self.parse_args(args), ctx))
+        """The final value of the objective's `metric` (from the dict, when the trainer
+        returns named metrics; KeyError when it lacks the metric)."""
+        result = self.run_metrics(params, args, ctx)
+        return result[self.metric] if isinstance(result, dict) else result
+
+    def run_metrics(
+        self, params: dict[str, Any], args: Mapping[str, Any] | None, ctx: TrialContext
+    ) -> float | dict[str, float]:
+        """What the trainer returns: one value, or named metrics (each as a float). It trains
+        `params` with the declared default of every parameter they leave out (a study stored
+        before its objective declared that parameter, or imported)."""
+        parsed = self.parse_args(args)
+        space = self.space if self.space_fn is None else self.space_fn(parsed)
+        result = self.load_train()(_with_defaults(params, self.defaults or {}, space), parsed, ctx)
+        if isinstance(result, Mapping):
+            return {str(k): float(v) for k, v in result.items()}
+        return float(result)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -164,5 +275,67 @@ class Objective:
             "metric": self.metric,
             "direction": self.direction,
             "space": {k: dict(v) for k, v in self.space.items()},
+            "parameters": self.parameters_for(None),
             "args_schema": self.args_model.model_json_schema(),
         }
+
+
+def _range(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A declared parameter's range alone (its JSON form without `"default"`)."""
+    return {k: v for k, v in spec.items() if k != "default"}
+
+
+def _with_defaults(
+    params: Mapping[str, Any], defaults: Mapping[str, Any], space: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`params` plus the default of each parameter of `space` they leave out and that is
+    active: a conditional parameter gets its default only when its parents' values (given or
+    defaulted themselves) satisfy its condition, so a dense VAE never receives `filters`."""
+    merged = dict(params)
+    waiting = {k: v for k, v in defaults.items() if k in space and k not in merged}
+    added = True
+    while added:
+        added = False
+        for name in list(waiting):
+            condition = space[name].get("condition") or {}
+            if all(parent in merged and merged[parent] in values
+                   for parent, values in condition.items()):
+                merged[name] = waiting.pop(name)
+                added = True
+    return merged
+
+
+def _settle_fixed_parents(
+    space: dict[str, dict[str, Any]], *, filled: set[str]
+) -> dict[str, dict[str, Any]]:
+    """Resolves the conditions on a parent fixed at its default (`filled`: the parameters the
+    study left out). A condition the default meets is dropped; a filled parameter whose
+    condition it fails is never active and leaves the space; a parameter the study named that
+    could never be active is refused (ParameterMismatch naming it)."""
+    changed = True
+    while changed:
+        changed = False
+        for name in list(space):
+            condition = space[name].get("condition")
+            parent = next((p for p in condition or {} if p in filled or p not in space), None)
+            if condition is None or parent is None:
+                continue
+            fixed = space.get(parent)
+            if fixed is not None and fixed["value"] in condition[parent]:
+                rest = {p: v for p, v in condition.items() if p != parent}
+                space[name] = {k: v for k, v in space[name].items() if k != "condition"}
+                if rest:
+                    space[name]["condition"] = rest
+            elif name in filled:
+                del space[name]
+            elif fixed is not None:
+                raise ParameterMismatch(
+                    name,
+                    f"{name!r} is used only when {parent!r} is one of {condition[parent]}, "
+                    f"and the space leaves {parent!r} at its default {fixed['value']!r}: "
+                    f"search {parent!r} too, or leave {name!r} out",
+                )
+            else:
+                continue  # the study named it with an unknown parent: validation refuses it
+            changed = True
+    return space

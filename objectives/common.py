@@ -131,8 +131,7 @@ def trial_data(data: Images, args: TrainerArgs, ctx: TrialContext) -> Split:
         data, seed=seed, validation_fraction=args.validation_fraction, train_size=args.train_size
     )
     ctx.note_dataset(parts.record.as_dict())
-    log.info("trial %s (study %s) trains on %s", ctx.trial_id, ctx.study_id,
-             parts.record.summary())
+    log.info("%s trains on %s", ctx.label, parts.record.summary())
     return parts
 
 
@@ -168,16 +167,15 @@ class TrialMonitor:
         self.history.append({"epoch": float(epoch), **values})
         stop = self.ctx.report(epoch, values[self.metric])
         log.info(
-            "trial %s (study %s) epoch %d: %s=%.6g",
-            self.ctx.trial_id, self.ctx.study_id, epoch, self.metric, values[self.metric],
+            "%s epoch %d: %s=%.6g", self.ctx.label, epoch, self.metric, values[self.metric]
         )
         if self.out_of_time():
             self.timed_out = True
-            log.info("trial %s: time limit reached after epoch %d", self.ctx.trial_id, epoch)
+            log.info("%s: time limit reached after epoch %d", self.ctx.label, epoch)
             return True
         if stop:
             self.pruned = True
-            log.info("trial %s: pruned after epoch %d", self.ctx.trial_id, epoch)
+            log.info("%s: pruned after epoch %d", self.ctx.label, epoch)
         return stop
 
     @property

@@ -77,7 +77,7 @@ def _setup_tensorflow(ctx: TrialContext, *, deterministic: bool) -> bool:
     if len(gpus) > 1:
         index = int(ctx.device) if ctx.device and ctx.device.isdigit() else 0
         chosen = gpus[index] if index < len(gpus) else gpus[0]
-        log.warning("trial %s sees %d GPUs; using only %s", ctx.trial_id, len(gpus), chosen.name)
+        log.warning("%s sees %d GPUs; using only %s", ctx.label, len(gpus), chosen.name)
         try:
             tf.config.set_visible_devices([chosen], "GPU")
         except RuntimeError:
@@ -105,13 +105,13 @@ def _setup_jax(ctx: TrialContext, *, deterministic: bool) -> bool:
     current = os.environ.get("XLA_FLAGS", "")
     missing = [flag for flag in wanted if flag.split("=")[0] not in current]
     if missing and xla_bridge.backends_are_initialized():
-        log.info("XLA has started in this process; %s not applied to trial %s",
-                 " ".join(missing), ctx.trial_id)
+        log.info("XLA has started in this process; %s not applied to %s",
+                 " ".join(missing), ctx.label)
     elif missing:
         os.environ["XLA_FLAGS"] = " ".join([current, *missing]).strip()
     gpus = [d for d in jax.devices() if d.platform == "gpu"]
     if len(gpus) > 1:
-        log.warning("trial %s sees %d GPUs; JAX computes on %s", ctx.trial_id, len(gpus), gpus[0])
+        log.warning("%s sees %d GPUs; JAX computes on %s", ctx.label, len(gpus), gpus[0])
     return bool(gpus)
 
 
@@ -129,7 +129,7 @@ def _setup_torch(ctx: TrialContext, *, deterministic: bool) -> bool:
         torch.backends.cudnn.benchmark = False
     gpu = torch.cuda.is_available()
     if gpu and torch.cuda.device_count() > 1:
-        log.warning("trial %s sees %d GPUs; torch computes on cuda:%d", ctx.trial_id,
+        log.warning("%s sees %d GPUs; torch computes on cuda:%d", ctx.label,
                     torch.cuda.device_count(), torch.cuda.current_device())
     return gpu
 

@@ -13,6 +13,7 @@ import secrets
 import sys
 from pathlib import Path
 
+from service import token_files
 from service.domain import Role
 from service.store import repository as repo
 from service.store.db import Database
@@ -47,12 +48,18 @@ def create_token(db: Database, *, name: str, role: Role) -> tuple[ApiToken, str]
     return row, token
 
 
-def ensure_admin_token(db: Database, *, env_token: str | None, token_file: Path) -> None:
+def ensure_admin_token(
+    db: Database,
+    *,
+    env_token: str | None,
+    token_file: Path | None,
+    server_url: str = "http://127.0.0.1:8000",
+) -> None:
     """Makes sure an admin can log in.
 
     With TUNESMITH_ADMIN_TOKEN set, that token is registered (once). Otherwise, on the first
     start (no admin token in the database), a token is generated, stored hashed, printed once
-    and written to `token_file` (mode 0600), where the CLI and the client look by default.
+    and saved (mode 0600) where the CLI and the client look (`save_admin_token`).
     """
     if env_token:
         with db.write() as session:
@@ -77,12 +84,51 @@ def ensure_admin_token(db: Database, *, env_token: str | None, token_file: Path)
             return
         token = generate_token()
         repo.add_token(session, name="admin", role=Role.ADMIN, token_hash=hash_token(token))
-    write_token_file(token_file, token)
+    notes = save_admin_token(token, token_file=token_file, server_url=server_url)
     print(
-        f"tunesmith: created the admin token (shown once; also saved to {token_file}):\n  {token}",
+        f"tunesmith: created the admin token (shown once; {'; '.join(notes)}):\n  {token}",
         file=sys.stderr,
         flush=True,
     )
+
+
+def save_admin_token(token: str, *, token_file: Path | None, server_url: str) -> list[str]:
+    """Saves a new admin token and says where, as sentences: to `token_file` when one is set,
+    else to this server's own file (`token_files.server_file`) and to the default file when
+    that holds no token yet. A file that held another token is said to be replaced; the
+    default file is never replaced."""
+    targets = [token_file] if token_file is not None else [token_files.server_file(server_url)]
+    notes = []
+    for path in targets:
+        replaced = _read(path) not in (None, token)
+        write_token_file(path, token)
+        notes.append(f"replaced the earlier token in {path}" if replaced else f"saved to {path}")
+    if token_file is None:
+        default = token_files.default_file()
+        if _read(default) is None:
+            write_token_file(default, token)
+            notes.append(f"also saved to {default}")
+        else:
+            notes.append(f"{default} holds another server's token and is left as it is")
+    return notes
+
+
+def admin_token_location(*, env_token: str | None, token_file: Path | None,
+                         server_url: str) -> str:
+    """Where this server's admin token is, for the start line."""
+    if env_token:
+        return "TUNESMITH_ADMIN_TOKEN"
+    if token_file is not None:
+        return str(token_file)
+    own = token_files.server_file(server_url)
+    return str(own) if _read(own) is not None else f"{token_files.default_file()} (or {own})"
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def mint_worker_token(db: Database, name: str) -> str:

@@ -8,10 +8,6 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def default_home() -> Path:
-    return Path.home() / ".tunesmith"
-
-
 class Settings(BaseSettings):
     """Server settings; each field can be set as TUNESMITH_<FIELD>, e.g. TUNESMITH_DATABASE_URL."""
 
@@ -21,7 +17,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     admin_token: str | None = None
-    token_file: Path = Field(default_factory=lambda: default_home() / "token")
+    token_file: Path | None = Field(
+        default=None,
+        description="Where the admin token of a new database is saved. Default: one file "
+        "per server, ~/.tunesmith/tokens/<host>-<port>, and ~/.tunesmith/token when that "
+        "holds no token yet (service.token_files); clients look in the same places.",
+    )
     artifact_dir: Path = Path("tunesmith-artifacts")
     lease_seconds: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=3, ge=0, description="Lost attempts before a trial fails.")

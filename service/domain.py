@@ -14,6 +14,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 
+def trial_label(number: int | None, trial_id: int, study_id: int) -> str:
+    """How every log line names a trial: "trial #3 (id 17) of study 2": its number within
+    the study (as the dashboard shows it) and its id (as the API and artifact folders use
+    it). Without a number (a trial run outside the service): "trial id 17 of study 2"."""
+    if number is None:
+        return f"trial id {trial_id} of study {study_id}"
+    return f"trial #{number} (id {trial_id}) of study {study_id}"
+
+
 class StudyState(StrEnum):
     RUNNING = "running"
     PAUSED = "paused"

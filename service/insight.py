@@ -34,14 +34,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from scipy.stats import rankdata
 from sqlalchemy.orm import Session
 
-from service.core.suggesting import suggest_input
+from service.core.suggesting import infeasible_failure, suggest_input
 from service.domain import OPEN_STATES, Direction, TrialState
 from service.errors import Conflict, InvalidRequest
 from service.optimizer.acquisition import Acquisition
+from service.optimizer.feasibility import FeasibilityModel, fit_feasibility
 from service.optimizer.gp_strategy import GPStrategy
 from service.optimizer.model import StudyModel, build_model, observed_value
 from service.params import CategoricalParam, FixedParam, FloatParam, IntParam
@@ -128,6 +129,11 @@ class ModelCurve(BaseModel):
     lower: list[float]
     upper: list[float]
     acquisition: list[float]
+    feasibility: list[float] | None = Field(
+        default=None,
+        description="The modelled probability that a configuration is feasible (constraints, "
+        "out-of-memory failures); None while no trial was infeasible.",
+    )
 
 
 class ModelSurface(BaseModel):
@@ -136,6 +142,7 @@ class ModelSurface(BaseModel):
     mean: list[list[float]]
     std: list[list[float]]
     acquisition: list[list[float]]
+    feasibility: list[list[float]] | None = None
 
 
 class ModelView(BaseModel):
@@ -287,6 +294,7 @@ class _View:
     spec: StrategySpec
     observed: list[TrialRecord]
     pending: list[TrialRecord]
+    feasibility: FeasibilityModel | None
 
 
 def _study_view(session: Session, study: Study) -> _View:
@@ -304,13 +312,15 @@ def _study_view(session: Session, study: Study) -> _View:
     model = build_model(
         request, request.state, rng, settings=GPStrategy().model_settings
     )
-    finished = [r for r in records if r.state.is_finished()]
+    # The rows of the model are the observations' (infeasible failures are not among them).
+    finished = [r for r in records if r.state.is_finished() and not infeasible_failure(r)]
     return _View(
         model=model,
         space=request.space,
         spec=request.spec,
         observed=[finished[i] for i in sorted(model.data.rows.tolist())],
         pending=[r for r in records if r.state in OPEN_STATES],
+        feasibility=fit_feasibility(request),
     )
 
 
@@ -325,12 +335,9 @@ def _axis(space: SearchSpace, name: str, points: int) -> ModelAxis:
         raise InvalidRequest(f"param: {name!r} is fixed; choose a searchable one", field="param")
     if isinstance(p, CategoricalParam):
         return ModelAxis(name=name, kind="categorical", log=False, values=list(p.choices))
-    col = next(c for c in space.columns if c.name == name)
-    x = np.full(space.dim, 0.5)
-    values: list[Any] = []
-    for u in np.linspace(0.0, 1.0, points):
-        x[col.start] = u
-        values.append(space.decode(x)[name])
+    # The parameter alone (a conditional one may be inactive at the cube's centre).
+    alone = SearchSpace({name: p.model_copy(update={"condition": None})})
+    values: list[Any] = [alone.decode([u])[name] for u in np.linspace(0.0, 1.0, points)]
     if isinstance(p, IntParam):
         values = sorted(set(values))
         return ModelAxis(name=name, kind="int", log=p.log, values=values)
@@ -423,6 +430,12 @@ def model_view(
     band_b = sign * warp.to_original(mean_std + 2 * std_std, std_std)[0]
     shape = (len(ys), len(x_axis.values))
     warnings = list(model.warnings)
+    if study.objectives:
+        warnings.append(
+            f"the study has {len(study.objectives)} objectives: this view models the first "
+            f"({study.metric}); the GP strategy models random scalarizations of all of them"
+        )
+    feasible = None if view.feasibility is None else view.feasibility.probability(Xq)
     if spec.name != StrategyName.GP:
         warnings.append(
             f"the study uses strategy {spec.name.value!r}: this GP is a diagnostic surrogate, "
@@ -436,12 +449,14 @@ def model_view(
             lower=_plain(np.minimum(band_a, band_b)),
             upper=_plain(np.maximum(band_a, band_b)),
             acquisition=_plain(acq_values),
+            feasibility=None if feasible is None else _plain(feasible),
         )
     else:
         surface = ModelSurface(
             mean=_plain(mean_o.reshape(shape)),
             std=_plain(std_o.reshape(shape)),
             acquisition=_plain(acq_values.reshape(shape)),
+            feasibility=None if feasible is None else _plain(feasible.reshape(shape)),
         )
     return ModelView(
         study_id=study.id,

@@ -24,8 +24,17 @@ from service.core import machine
 from service.core.studies import resolve_objective
 from service.domain import AttemptOutcome, Direction, StopKind, StudyState, TrialState
 from service.errors import InvalidRequest
-from service.schemas import NAME_PATTERN, FreeJSON, StudyCreate, bounded_json, from_row
+from service.schemas import (
+    MAX_METRICS,
+    MAX_NOTES_CHARS,
+    NAME_PATTERN,
+    FreeJSON,
+    StudyCreate,
+    bounded_json,
+    from_row,
+)
 from service.space import SearchSpace
+from service.specs import MAX_OBJECTIVES, ConstraintSpec, ObjectiveSpec
 from service.store import repository as repo
 from service.store.db import Database
 from service.store.models import Artifact, Study, TrialAttempt, TrialValue
@@ -90,6 +99,11 @@ class ExportedTrial(_Doc):
     values: list[tuple[Int32, FiniteFloat]] = Field(default_factory=list)
     attempts: list[ExportedAttempt] = Field(default_factory=list)
     artifacts: list[ExportedArtifact] = Field(default_factory=list)
+    objective_values: list[FiniteFloat] | None = Field(default=None, max_length=MAX_OBJECTIVES)
+    metrics: dict[Annotated[str, Field(max_length=200)], FiniteFloat] | None = Field(
+        default=None, max_length=MAX_METRICS
+    )
+    feasible: bool | None = None
 
 
 class ExportedStudy(_Doc):
@@ -103,6 +117,8 @@ class ExportedStudy(_Doc):
     budget: FreeJSON
     pruning: FreeJSON | None = None
     stopping: FreeJSON | None = None
+    objectives: list[ObjectiveSpec] | None = None
+    constraints: list[ConstraintSpec] | None = None
     seed: int = Field(ge=0, le=2**31 - 1)
     state: StudyState
     stop_kind: StopKind | None = None
@@ -110,6 +126,7 @@ class ExportedStudy(_Doc):
     warnings: list[Annotated[str, Field(max_length=MAX_TEXT)]] = Field(
         default_factory=list, max_length=100
     )
+    notes: str = Field(default="", max_length=MAX_NOTES_CHARS)
     strategy_state: Annotated[dict[str, Any], bounded_json(MAX_STATE_BYTES)] = Field(
         default_factory=dict
     )
@@ -137,6 +154,7 @@ def export_study(db: Database, study_id: int) -> StudyDocument:
                 ExportedTrial,
                 t,
                 values=values[t.id],
+                objective_values=t.values,
                 attempts=attempts[t.id],
                 artifacts=artifacts[t.id],
             )
@@ -160,8 +178,12 @@ def _validate(doc: StudyDocument, name: str) -> tuple[SearchSpace, dict[str, Any
                 "budget": s.budget,
                 "pruning": s.pruning,
                 "stopping": s.stopping,
-                "direction": s.direction,
-                "metric": s.metric,
+                **(
+                    {"objectives": [o.model_dump(mode="json") for o in s.objectives]}
+                    if s.objectives
+                    else {"direction": s.direction, "metric": s.metric}
+                ),
+                "constraints": [c.model_dump(mode="json") for c in s.constraints or []],
             }
         )
     except ValidationError as exc:
@@ -180,6 +202,13 @@ def _validate(doc: StudyDocument, name: str) -> tuple[SearchSpace, dict[str, Any
                 f"trials.{i}.number: {t.number} appears twice", field=f"trials.{i}"
             )
         numbers.add(t.number)
+        k = len(s.objectives or [])
+        if t.objective_values is not None and len(t.objective_values) != k:
+            raise InvalidRequest(
+                f"trials.{i}.objective_values: {len(t.objective_values)} values for "
+                f"{k} objectives",
+                field=f"trials.{i}.objective_values",
+            )
         for what, keys in (
             ("values", [step for step, _ in t.values]),
             ("attempts", [a.number for a in t.attempts]),
@@ -224,9 +253,12 @@ def import_study(
                 pruning=s.pruning,
                 stopping=s.stopping,
                 warm_start=None,
+                objectives=[o.model_dump(mode="json") for o in s.objectives or []] or None,
+                constraints=[c.model_dump(mode="json") for c in s.constraints or []] or None,
                 seed=s.seed,
                 stop_reason="importing",
                 warnings=list(s.warnings),
+                notes=s.notes,
                 strategy_state=s.strategy_state,
                 created_at=s.created_at,
                 owner_token_id=owner_token_id,
@@ -267,6 +299,9 @@ def _add_trial(session: Session, study: Study, t: ExportedTrial) -> None:
         created_at=t.created_at,
         started_at=t.started_at,
         finished_at=t.finished_at,
+        values=t.objective_values,
+        metrics=t.metrics,
+        feasible=t.feasible,
     )
     session.add(trial)
     session.flush()

@@ -24,6 +24,11 @@ class TrialRecord:
     value: float | None
     step: int | None
     suggestion: dict[str, Any] = field(default_factory=dict)
+    values: list[float] | None = None
+    """Every objective's value (several objectives)."""
+    feasible: bool | None = None
+    """None without constraints; False also for a failure marked infeasible."""
+    metrics: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,8 @@ class CompletedTrial:
 
     params: dict[str, Any]
     value: float
+    values: tuple[float, ...] | None = None
+    """Every objective's value, for a study with several."""
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,28 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from service.domain import AttemptOutcome, Direction, Role, StudyState, TrialState
+from service.domain import AttemptOutcome, Direction, Role, StopKind, StudyState, TrialState
 from service.params import MAX_PARAMS, Param
-from service.specs import PruningSpec, StoppingSpec, StrategySpec, WarmStartSpec
+from service.specs import (
+    MAX_CONSTRAINTS,
+    MAX_OBJECTIVES,
+    ConstraintSpec,
+    ObjectiveSpec,
+    PruningSpec,
+    StoppingSpec,
+    StrategySpec,
+    WarmStartSpec,
+)
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._ -]*$"
 MAX_ENQUEUE = 1000
@@ -90,6 +107,12 @@ def _finite(value: float) -> float:
     return value
 
 
+MAX_METRICS = 100
+FiniteFloat = Annotated[float, AfterValidator(_finite)]
+Metrics = dict[Annotated[str, Field(min_length=1, max_length=200)], FiniteFloat]
+"""Named final metrics of a trial (what `constraints` bound), finite numbers only."""
+
+
 class Budget(_Request):
     max_trials: int = Field(default=20, ge=1, le=100_000)
     max_parallel: int = Field(default=4, ge=1, le=1024)
@@ -120,6 +143,33 @@ class StudyCreate(_Request):
     warm_start: WarmStartSpec | None = None
     enqueue: list[FreeJSON] = Field(default_factory=list, max_length=MAX_ENQUEUE)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    objectives: list[ObjectiveSpec] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=MAX_OBJECTIVES,
+        description="Several objectives instead of `metric`/`direction`: trials complete with "
+        "`values` (one per objective, in this order) and the study keeps a Pareto front.",
+    )
+    constraints: list[ConstraintSpec] = Field(
+        default_factory=list,
+        max_length=MAX_CONSTRAINTS,
+        description="Bounds on metrics that trials report (`metrics`); only trials within "
+        "all of them count for `best` and the Pareto front.",
+    )
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(
+        cls, value: list[ObjectiveSpec] | None, info: ValidationInfo
+    ) -> list[ObjectiveSpec] | None:
+        if value is None:
+            return value
+        if info.data.get("metric") is not None or info.data.get("direction") is not None:
+            raise ValueError("give either `objectives` or `metric`/`direction`, not both")
+        metrics = [o.metric for o in value]
+        if len(set(metrics)) < len(metrics):
+            raise ValueError(f"the objectives' metrics must differ, got {metrics}")
+        return value
 
 
 class BudgetUpdate(_Request):
@@ -127,16 +177,37 @@ class BudgetUpdate(_Request):
     max_parallel: int | None = Field(default=None, ge=1, le=1024)
 
 
-class StudyUpdate(_Request):
-    """Changes to a study: a larger budget resumes a study that used its budget up."""
+MAX_NOTES_CHARS = 20_000
 
-    budget: BudgetUpdate
+
+class StudyUpdate(_Request):
+    """Changes to a study: a larger budget resumes a study that used its budget up; `notes`
+    replaces the study's notes (markdown, at most `MAX_NOTES_CHARS` characters)."""
+
+    budget: BudgetUpdate | None = None
+    notes: str | None = Field(default=None, max_length=MAX_NOTES_CHARS)
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> StudyUpdate:
+        if self.budget is None and self.notes is None:
+            raise ValueError("give budget, notes or both")
+        return self
 
 
 class BestTrial(_FromRow):
     trial_id: int
     number: int
     value: float
+    params: dict[str, Any]
+
+
+class ParetoTrial(BaseModel):
+    """A trial on the study's Pareto front: no feasible trial is at least as good in every
+    objective and better in one."""
+
+    trial_id: int
+    number: int
+    values: list[float]
     params: dict[str, Any]
 
 
@@ -155,13 +226,26 @@ class StudyPublic(_FromRow):
     warm_start: dict[str, Any] | None
     seed: int
     state: StudyState
+    stop_kind: StopKind | None = Field(
+        default=None,
+        description="Why the study ended (None while it has not): budget, target, patience, "
+        "ei_threshold, user, or, for a study that ended because its trials failed and should "
+        "be shown as failed, not done: all_failed (every trial failed) and failures "
+        "(`budget.max_consecutive_failures` trials in a row failed; the study is STOPPED). "
+        "`stop_reason` is the sentence to show.",
+    )
     stop_reason: str | None
     suggest_error: str | None = Field(
         description="Set while the study's suggestions fail: the reason; leasing skips the "
         "study until `suggest_retry_at` (a growing back-off), then tries again."
     )
     suggest_retry_at: datetime | None
-    warnings: list[str]
+    warnings: list[str] = Field(
+        description="What the user should know: recorded while the study ran (suggestion "
+        "failures, data fallbacks) and what its specification earns now (a gp budget no "
+        "larger than its initial design, a dead parameter)."
+    )
+    notes: str = Field(default="", description="Markdown kept by the study's owner.")
     datasets: list[StudyDataset] = Field(
         default_factory=list,
         description="The datasets its trials trained on (a fallback is also a warning).",
@@ -169,6 +253,15 @@ class StudyPublic(_FromRow):
     counts: dict[str, int]
     n_trials: int
     best: BestTrial | None
+    objectives: list[ObjectiveSpec] | None = Field(
+        default=None, description="Several objectives (None: the one `metric`/`direction`)."
+    )
+    constraints: list[ConstraintSpec] | None = None
+    pareto: list[ParetoTrial] | None = Field(
+        default=None,
+        description="With several objectives: the feasible non-dominated completed trials, by "
+        "number (`best` is then null). None for a study with one objective.",
+    )
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
@@ -230,6 +323,15 @@ class TrialPublic(_FromRow):
     lease_expires_at: datetime | None
     dataset: DatasetRecord | None = None
     duration_seconds: float | None = None
+    objective_values: list[float] | None = Field(
+        default=None, description="Every objective's value (studies with several objectives)."
+    )
+    metrics: dict[str, float] | None = None
+    feasible: bool | None = Field(
+        default=None,
+        description="With constraints: whether all held (False also for a trial that failed "
+        "as infeasible, e.g. out of memory). None without constraints.",
+    )
 
 
 class TrialLeased(TrialPublic):
@@ -265,6 +367,9 @@ class DatasetCreate(LeaseBody):
 class ReportCreate(LeaseBody):
     step: int = Field(ge=0, le=10_000_000)
     value: float
+    metrics: Metrics | None = Field(
+        default=None, max_length=MAX_METRICS, description="Metrics so far (merged, latest wins)."
+    )
 
     _value_finite = field_validator("value")(_finite)
 
@@ -274,13 +379,26 @@ class ReportPublic(BaseModel):
 
 
 class CompleteCreate(LeaseBody):
-    value: float
+    """The final result: `value` for a study with one objective, `values` (one per
+    objective, in the study's order) for one with several; `metrics` for its constraints."""
 
-    _value_finite = field_validator("value")(_finite)
+    value: float | None = None
+    values: list[FiniteFloat] | None = Field(default=None, min_length=1, max_length=MAX_OBJECTIVES)
+    metrics: Metrics | None = Field(default=None, max_length=MAX_METRICS)
+
+    @field_validator("value")
+    @classmethod
+    def _value_finite(cls, value: float | None) -> float | None:
+        return None if value is None else _finite(value)
 
 
 class FailCreate(LeaseBody):
     reason: str = Field(min_length=1, max_length=4000)
+    infeasible: bool = Field(
+        default=False,
+        description="The configuration cannot run (out of memory, over a limit): the study "
+        "learns to avoid it instead of counting it as a bad value.",
+    )
 
 
 class LeaseComplete(CompleteCreate):
@@ -322,6 +440,8 @@ class LeasePublic(BaseModel):
     metric: str
     direction: Direction
     lease_seconds: float
+    objectives: list[ObjectiveSpec] | None = None
+    constraints: list[ConstraintSpec] | None = None
 
 
 class ObjectivePublic(BaseModel):
@@ -330,6 +450,13 @@ class ObjectivePublic(BaseModel):
     metric: str
     direction: Direction
     space: dict[str, Any]
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Every parameter the trainer reads with its default arguments: its range "
+        "(the space's JSON form) and `default` when it has one. A study's space may leave out "
+        "a parameter with a default (the trainer gets the default); naming a parameter not "
+        "listed here, or leaving out one without a default, is a 422.",
+    )
     args_schema: dict[str, Any]
 
 

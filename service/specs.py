@@ -8,7 +8,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from service.domain import Direction
 
 MAX_WARM_START_SOURCES = 10
 
@@ -90,3 +92,47 @@ class WarmStartSpec(BaseModel):
 
     studies: list[int | str] = Field(min_length=1, max_length=MAX_WARM_START_SOURCES)
     n_seed: int = Field(default=1, ge=0, le=100)
+
+
+MAX_OBJECTIVES = 3
+MAX_CONSTRAINTS = 10
+
+
+class ObjectiveSpec(BaseModel):
+    """One of a study's several objectives (the `objectives` field)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(min_length=1, max_length=200)
+    direction: Direction
+
+
+class ConstraintSpec(BaseModel):
+    """A bound on a metric that a trial reports (`metrics`): feasible when `min <= value <=
+    max` (either bound may be left out, not both)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(min_length=1, max_length=200)
+    min: float | None = Field(default=None, allow_inf_nan=False)
+    max: float | None = Field(default=None, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ConstraintSpec:
+        if self.min is None and self.max is None:
+            raise ValueError("a constraint needs `min`, `max` or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
+
+    def holds(self, value: float) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
+def parse_objectives(raw: list[Any] | None) -> list[ObjectiveSpec]:
+    """A stored `objectives` list (empty: the study has one objective)."""
+    return [ObjectiveSpec.model_validate(o) for o in raw or []]
+
+
+def parse_constraints(raw: list[Any] | None) -> list[ConstraintSpec]:
+    return [ConstraintSpec.model_validate(c) for c in raw or []]

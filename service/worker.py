@@ -10,7 +10,9 @@ processes, `tunesmith worker` on a remote machine, Ray actors.
 
 Rules:
 - A trainer that raises, returns NaN/inf or runs out of memory fails its trial with the
-  reason; the worker goes on with the next trial.
+  reason; the worker goes on with the next trial. Out of memory is sent as infeasible (the
+  optimizer learns to avoid the region instead of counting a bad value); a trainer may
+  return named metrics instead of one value (service/trial_result.py).
 - When the server answers a report with "prune", the trial is already PRUNED on the server;
   the trainer is told to stop and nothing more is sent for it.
 - If the lease is lost (a heartbeat or report gets 409, or 404 when the study was deleted),
@@ -21,6 +23,8 @@ Rules:
   (Ctrl-C twice) exits at once.
 - Server away: requests are retried with backoff (`retry_seconds`); leasing keeps trying
   until the server returns.
+- Each trial's objective is looked up when it is leased (`objectives.registry.get`), so a
+  plugin installed or upgraded while the worker runs is used from its next trial on.
 - Every lease request carries the worker's backend and device (`WorkerOptions.device`). A
   worker whose device says `unavailable` (a GPU slot without a usable GPU) keeps asking, so
   the server lists it with the reason, and the server never gives it a trial.
@@ -37,7 +41,7 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -47,7 +51,9 @@ from objectives import registry
 from objectives.base import TrialContext, TrialDiverged, TrialPruned
 from service.client import LEASE_LOST, ApiError, Client, ServerUnavailable
 from service.device import WorkerDevice
+from service.domain import trial_label
 from service.schemas import LeasePublic, TrialLeased
+from service.trial_result import complete_fields, is_out_of_memory
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +75,24 @@ class WorkerOptions:
     objectives: list[str] | None = None
     max_idle_backoff: float = 2.0
     device: WorkerDevice | None = None
+
+
+FRAMEWORK_LOG_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+"""Set in every worker process unless the user set them. TensorFlow's C++ logging otherwise
+prints lines of up to ~1,000 characters at each start and trial, its ERROR level included
+(cuInit without a GPU, a tf.data attribute mismatch); a trainer's real errors reach the
+worker as Python exceptions and fail the trial with their message. Set TF_CPP_MIN_LOG_LEVEL=0
+to see everything. Lines TensorFlow writes before its logging starts (oneDNN, "Could not
+find cuda drivers") ignore the variable."""
+
+
+def quiet_framework_logs(environ: MutableMapping[str, str]) -> None:
+    for name, value in FRAMEWORK_LOG_DEFAULTS.items():
+        environ.setdefault(name, value)
+
+
+def _label(trial: TrialLeased) -> str:
+    return trial_label(trial.number, trial.id, trial.study_id)
 
 
 def default_worker_id(slot: str) -> str:
@@ -118,7 +142,7 @@ class Worker:
         opts = self.options
         idle_since = time.monotonic()
         backoff = 0.1
-        done: tuple[TrialLeased, float] | None = None
+        done: tuple[TrialLeased, dict[str, Any]] | None = None
         while not self._stopping:
             if opts.max_trials is not None and self.trials_done >= opts.max_trials:
                 break
@@ -137,9 +161,9 @@ class Worker:
                 continue
             backoff = 0.1
             more = opts.max_trials is None or self.trials_done + 1 < opts.max_trials
-            value = self.run_trial(lease, defer_complete=more)
-            if value is not None:
-                done = (lease.trial, value)
+            fields = self.run_trial(lease, defer_complete=more)
+            if fields is not None:
+                done = (lease.trial, fields)
             self.trials_done += 1
             idle_since = time.monotonic()
         if done is not None:
@@ -148,8 +172,8 @@ class Worker:
         return self.trials_done
 
     def _lease(
-        self, done: tuple[TrialLeased, float] | None
-    ) -> tuple[LeasePublic | None, tuple[TrialLeased, float] | None]:
+        self, done: tuple[TrialLeased, dict[str, Any]] | None
+    ) -> tuple[LeasePublic | None, tuple[TrialLeased, dict[str, Any]] | None]:
         """(the next trial or None, a finished trial whose value is still to be sent)."""
         info: dict[str, Any] = {
             "host": socket.gethostname(),
@@ -175,8 +199,8 @@ class Worker:
             log.warning("worker %s: lease failed (%s); retrying", self.options.worker_id, exc)
             return None, None
 
-    def _complete(self, trial: TrialLeased, value: float) -> None:
-        self._send(f"trial {trial.id}", lambda: self.client.complete(trial, value))
+    def _complete(self, trial: TrialLeased, fields: dict[str, Any]) -> None:
+        self._send(_label(trial), lambda: self.client.complete(trial, **fields))
 
     def _send(self, tag: str, call: Callable[[], object]) -> bool:
         """Sends a trial's end (or its dataset record); a failure is logged, not raised:
@@ -194,11 +218,14 @@ class Worker:
             )
             return False
 
-    def run_trial(self, lease: LeasePublic, *, defer_complete: bool = False) -> float | None:
-        """Runs one trial and sends how it ended. With `defer_complete`, a final value is
-        returned instead of sent, for the next lease request to carry."""
+    def run_trial(
+        self, lease: LeasePublic, *, defer_complete: bool = False
+    ) -> dict[str, Any] | None:
+        """Runs one trial and sends how it ended. With `defer_complete`, the fields of its
+        complete (`value` or `values`, `metrics`) are returned instead of sent, for the next
+        lease request to carry."""
         trial = lease.trial
-        tag = f"study {trial.study_id} trial {trial.number} (id {trial.id})"
+        tag = _label(trial)
         log.info("worker %s: starting %s with %s", self.options.worker_id, tag, trial.params)
         artifact_dir = self.options.artifact_root / str(trial.study_id) / str(trial.id)
         shutil.rmtree(artifact_dir, ignore_errors=True)  # only what this run writes is uploaded
@@ -228,6 +255,7 @@ class Worker:
         ctx = TrialContext(
             trial_id=trial.id,
             study_id=trial.study_id,
+            trial_number=trial.number,
             seed=trial.seed,
             artifact_dir=artifact_dir,
             report_fn=report,
@@ -254,43 +282,48 @@ class Worker:
             kind, payload = (
                 ("value", last[-1]) if last else ("fail", "time limit reached before any report")
             )
+        if kind == "value":
+            fields = complete_fields(payload, lease)  # type: ignore[arg-type]
+            if isinstance(fields, str):
+                kind, payload = "fail", fields
         if kind == "stopped":
             if self._send(tag, lambda: self.client.release(trial)):
                 log.info("worker %s: released %s", self.options.worker_id, tag)
         elif kind == "value":
-            assert isinstance(payload, float)
+            assert isinstance(fields, dict)
             if defer_complete:
-                log.info("worker %s: %s complete: %s", self.options.worker_id, tag, payload)
-                return payload
-            if self._send(tag, lambda: self.client.complete(trial, payload)):
-                log.info("worker %s: %s complete: %s", self.options.worker_id, tag, payload)
+                log.info("worker %s: %s complete: %s", self.options.worker_id, tag, fields)
+                return fields
+            if self._send(tag, lambda: self.client.complete(trial, **fields)):
+                log.info("worker %s: %s complete: %s", self.options.worker_id, tag, fields)
         else:
-            if self._send(tag, lambda: self.client.fail(trial, str(payload)[:MAX_REASON])):
+            reason = str(payload)[:MAX_REASON]
+            infeasible = kind == "infeasible"
+            if self._send(tag, lambda: self.client.fail(trial, reason, infeasible=infeasible)):
                 log.info("worker %s: %s failed: %s", self.options.worker_id, tag, payload)
         return None
 
-    def _train(self, lease: LeasePublic, ctx: TrialContext) -> tuple[str, float | str]:
-        """Runs the trainer; returns ("value", v), ("fail", reason) or ("stopped", "")."""
+    def _train(
+        self, lease: LeasePublic, ctx: TrialContext
+    ) -> tuple[str, float | dict[str, float] | str]:
+        """Runs the trainer; returns ("value", its value or metrics), ("fail", reason),
+        ("infeasible", reason) when memory ran out, or ("stopped", "")."""
         try:
             objective = registry.get(lease.objective)
         except KeyError as exc:
             return "fail", f"objective unavailable on this worker: {exc.args[0]}"
         try:
-            value = objective.run(dict(lease.trial.params), lease.objective_args, ctx)
+            value = objective.run_metrics(dict(lease.trial.params), lease.objective_args, ctx)
         except (_Stop, TrialPruned):
             return "stopped", ""
         except TrialDiverged as exc:
             return "fail", f"diverged: {exc}"
-        except MemoryError:
-            return "fail", "out of memory (MemoryError)"
         except Exception as exc:
             name = type(exc).__name__
-            if "ResourceExhausted" in name or "out of memory" in str(exc).lower():
-                return "fail", f"out of memory: {name}: {str(exc)[:500]}"
+            if is_out_of_memory(exc):
+                return "infeasible", f"out of memory: {name}: {str(exc)[:500]}"
             log.exception("trainer raised")
             return "fail", f"{name}: {exc}"
-        if not math.isfinite(value):
-            return "fail", f"diverged: objective returned {value}"
         return "value", value
 
     def _upload_artifacts(self, trial: TrialLeased, folder: Path) -> None:
@@ -305,4 +338,4 @@ class Worker:
                     trial.id, name, path, content_type, lease_token=trial.lease_token
                 )
             except (ApiError, ServerUnavailable) as exc:
-                log.warning("trial %s: artifact %s not uploaded: %s", trial.id, name, exc)
+                log.warning("%s: artifact %s not uploaded: %s", _label(trial), name, exc)

@@ -6,6 +6,10 @@ Dropout each) -> Dense(1, sigmoid). Per batch: the discriminator learns real (1)
 generated (0) images, then the generator learns through the frozen discriminator (label 1).
 Metric: Frechet distance between held-out real and generated images in the feature space
 of a small classifier trained once per dataset and cached on disk (minimize).
+
+Both networks use the trial's `optimizer`: Adam (the sources' choice) with its `beta_1`, or
+RMSprop, which has no beta_1: the space conditions `beta_1` on `optimizer: adam`, so an
+RMSprop trial neither gets nor searches it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from objectives.common import TrainerArgs
 from objectives.data import ImageDataset
 
 DEFAULTS = {
+    "optimizer": "adam",
     "generator_lr": 2e-4,
     "discriminator_lr": 2e-4,
     "beta_1": 0.5,
@@ -56,7 +61,8 @@ GAN = Objective(
     space={
         "generator_lr": {"type": "float", "low": 1e-5, "high": 1e-3, "log": True},
         "discriminator_lr": {"type": "float", "low": 1e-5, "high": 1e-3, "log": True},
-        "beta_1": {"type": "float", "low": 0.0, "high": 0.9},
+        "optimizer": {"type": "categorical", "choices": ["adam", "rmsprop"]},
+        "beta_1": {"type": "float", "low": 0.0, "high": 0.9, "condition": {"optimizer": ["adam"]}},
         "noise_dim": {"type": "int", "low": 16, "high": 128},
         "leaky_slope": {"type": "float", "low": 0.01, "high": 0.4},
         "dropout": {"type": "float", "low": 0.0, "high": 0.6},

@@ -20,7 +20,7 @@ from objectives.gan import DEFAULTS, GANArgs
 from objectives.gan.classifier import cache_dir, feature_extractor
 from objectives.gan.frechet import frechet_distance
 from objectives.images import save_grid
-from objectives.keras_support import mean_binary_crossentropy, setup
+from objectives.keras_support import mean_binary_crossentropy, optimizer, setup
 from objectives.summaries import SummaryWriter
 
 SAMPLES = 25
@@ -48,15 +48,15 @@ def build(p: dict[str, Any], shape: tuple[int, ...]) -> tuple[Any, Any, Any]:
         discriminator.add(layers.LeakyReLU(negative_slope=slope))
         discriminator.add(layers.Dropout(drop))
     discriminator.add(layers.Dense(1, activation="sigmoid", dtype="float32"))
-    beta_1 = float(p["beta_1"])
+    extra = {"beta_1": float(p["beta_1"])} if p["optimizer"] == "adam" else {}
     discriminator.compile(
-        optimizer=keras.optimizers.Adam(float(p["discriminator_lr"]), beta_1=beta_1),
+        optimizer=optimizer(p["optimizer"], float(p["discriminator_lr"]), **extra),
         loss=mean_binary_crossentropy,
     )
     discriminator.trainable = False
     stacked = keras.Sequential([generator, discriminator], name="gan")
     stacked.compile(
-        optimizer=keras.optimizers.Adam(float(p["generator_lr"]), beta_1=beta_1),
+        optimizer=optimizer(p["optimizer"], float(p["generator_lr"]), **extra),
         loss=mean_binary_crossentropy,
     )
     return generator, discriminator, stacked

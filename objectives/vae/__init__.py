@@ -9,8 +9,11 @@ validation negative ELBO per image (reconstruction + KL with weight 1; one sampl
 so trials with different KL weights stay comparable (minimize).
 
 `hidden_units` is used by the dense architecture only and `filters` by the convolutional
-one, so each architecture has its own default space (`VAE.space_for({"architecture":
-"conv"})`; `VAE.space` is the dense one) and a trial that sets the other architecture's
+one. The default space searches the architecture too, as a categorical parameter with
+`hidden_units` conditioned on `dense` and `filters` on `conv`: a trial gets only the one its
+architecture uses, and the optimizer never spends a dimension on the other. With the
+`architecture` argument set, the space is that architecture's alone
+(`VAE.space_for({"architecture": "conv"})`), and a trial that sets the other architecture's
 parameter fails at once instead of searching a dimension that changes nothing.
 """
 
@@ -26,6 +29,7 @@ from objectives.common import TrainerArgs
 from objectives.data import ImageDataset
 
 DEFAULTS = {
+    "architecture": "dense",
     "learning_rate": 1e-3,
     "latent_dim": 2,
     "hidden_units": 256,
@@ -37,7 +41,10 @@ DEFAULTS = {
 
 
 class VAEArgs(TrainerArgs):
-    architecture: Literal["dense", "conv"] = "dense"
+    architecture: Literal["dense", "conv"] | None = Field(
+        default=None,
+        description="dense | conv; default: searched (the `architecture` parameter).",
+    )
     dataset: ImageDataset = Field(
         default="mnist", description="mnist | fashion_mnist | digits (bundled, 8x8 resized)."
     )
@@ -46,10 +53,15 @@ class VAEArgs(TrainerArgs):
 
 
 PARAMETERS: dict[str, dict[str, Any]] = {
+    "architecture": {"type": "categorical", "choices": ["dense", "conv"]},
     "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
     "latent_dim": {"type": "int", "low": 2, "high": 32},
-    "hidden_units": {"type": "int", "low": 32, "high": 512, "log": True},
-    "filters": {"type": "int", "low": 8, "high": 64, "log": True},
+    "hidden_units": {
+        "type": "int", "low": 32, "high": 512, "log": True, "condition": {"architecture": ["dense"]}
+    },
+    "filters": {
+        "type": "int", "low": 8, "high": 64, "step": 8, "condition": {"architecture": ["conv"]}
+    },
     "kl_weight": {"type": "float", "low": 1e-2, "high": 10.0, "log": True},
     "optimizer": {"type": "categorical", "choices": ["adam", "rmsprop", "sgd"]},
     "batch_size": {"type": "int", "low": 16, "high": 256, "log": True},
@@ -64,9 +76,28 @@ def unused_params(architecture: str) -> set[str]:
 
 
 def space_for(args: VAEArgs) -> Mapping[str, Mapping[str, Any]]:
-    """The default space of `args.architecture`: every parameter it uses."""
-    unused = unused_params(args.architecture)
-    return {name: spec for name, spec in PARAMETERS.items() if name not in unused}
+    """The conditional space over both architectures, or, with `args.architecture` set, the
+    parameters that architecture uses (no `architecture` parameter, no conditions)."""
+    if args.architecture is None:
+        return PARAMETERS
+    unused = unused_params(args.architecture) | {"architecture"}
+    return {
+        name: {k: v for k, v in spec.items() if k != "condition"}
+        for name, spec in PARAMETERS.items()
+        if name not in unused
+    }
+
+
+def architecture_of(params: Mapping[str, Any], args: VAEArgs) -> str:
+    """The trial's architecture: its `architecture` parameter, else the argument, else dense.
+    Raises ValueError when the parameter contradicts the argument."""
+    chosen = params.get("architecture")
+    if chosen is not None and args.architecture is not None and chosen != args.architecture:
+        raise ValueError(
+            f"parameter architecture={chosen!r} contradicts the argument "
+            f"architecture={args.architecture!r}; set one of them"
+        )
+    return str(chosen or args.architecture or DEFAULTS["architecture"])
 
 
 VAE = Objective(

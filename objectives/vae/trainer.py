@@ -15,7 +15,7 @@ from objectives.data import load_images
 from objectives.images import save_grid
 from objectives.keras_support import EpochCallback, binary_crossentropy, optimizer, setup
 from objectives.summaries import SummaryWriter
-from objectives.vae import DEFAULTS, VAEArgs, unused_params
+from objectives.vae import DEFAULTS, VAEArgs, architecture_of, unused_params
 
 GRID = 15
 
@@ -103,7 +103,7 @@ def conv_parts(shape: tuple[int, int, int], latent: int, filters: int) -> tuple[
 
 def build(p: dict[str, Any], args: VAEArgs, shape: tuple[int, int, int], seed: int) -> Any:
     latent = int(p["latent_dim"])
-    if args.architecture == "dense":
+    if architecture_of(p, args) == "dense":
         encoder, decoder = dense_parts(shape, latent, int(p["hidden_units"]))
     else:
         encoder, decoder = conv_parts(shape, latent, int(p["filters"]))
@@ -124,8 +124,10 @@ def latent_grid(decoder: keras.Model, latent: int, n: int = GRID) -> np.ndarray:
 
 def train(params: dict[str, Any], args: VAEArgs, ctx: TrialContext) -> float:
     """Trains `args.epochs` epochs; returns the last validation negative ELBO per image."""
-    p = merge_params(DEFAULTS, params, unused=unused_params(args.architecture),
-                     because=f"by the {args.architecture} architecture")
+    architecture = architecture_of(params, args)
+    p = merge_params(DEFAULTS, params, unused=unused_params(architecture),
+                     because=f"by the {architecture} architecture")
+    p["architecture"] = architecture
     setup(ctx, args)
     data = trial_data(load_images(args.dataset, args.data, size=args.image_size), args, ctx)
     model = build(p, args, data.x_train.shape[1:], ctx.seed)

@@ -73,7 +73,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         await run_in_threadpool(database.upgrade)
         await run_in_threadpool(
             lambda: ensure_admin_token(
-                database, env_token=settings.admin_token, token_file=settings.token_file
+                database,
+                env_token=settings.admin_token,
+                token_file=settings.token_file,
+                server_url=f"http://{settings.host}:{settings.port}",
             )
         )
         reaper = asyncio.create_task(_reap_forever(ctx))

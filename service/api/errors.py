@@ -23,7 +23,9 @@ def _tunesmith_error(_request: Request, exc: Exception) -> JSONResponse:
         detail = [
             {
                 "loc": ["body", *(field.split(".") if field else [])],
-                "msg": message if len(exc.problems) > 1 else str(exc),
+                # `loc` names the field; the message does not again (many messages start
+                # with it, to read well on their own in logs and exceptions).
+                "msg": message.removeprefix(f"{field}: ") if field else message,
                 "type": "value_error",
             }
             for field, message in exc.problems

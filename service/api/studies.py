@@ -5,13 +5,15 @@ delete) is for its owner or an admin (service.core.owners)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from service.api.deps import ContextDep, Manager, OwnedStudyId, Reader, StudyId
 from service.api.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND
+from service.api.trialscsv import trials_csv
 from service.api.views import study_public, trial_leased, trial_public
 from service.core.studies import (
     StudyAction,
@@ -19,7 +21,7 @@ from service.core.studies import (
     create_study,
     delete_study,
     enqueue_configuration,
-    update_budget,
+    update_study,
 )
 from service.domain import StudyState, TrialState
 from service.portability import StudyDocument, export_study, import_study
@@ -36,6 +38,10 @@ from service.schemas import (
     TrialsPublic,
 )
 from service.store import repository as repo
+from service.store.models import Trial
+from service.trialquery import numeric_params, parse_conditions, parse_order
+
+R = TypeVar("R")
 
 router = APIRouter(prefix="/studies", tags=["studies"], responses=ERROR_RESPONSES)
 
@@ -94,8 +100,9 @@ def get(study_id: StudyId, ctx: ContextDep, _: Reader) -> StudyPublic:
 
 @router.patch("/{study_id}", operation_id="update_study", responses=NOT_FOUND)
 def update(study_id: OwnedStudyId, body: StudyUpdate, ctx: ContextDep) -> StudyPublic:
-    """Changes the budget; raising max_trials resumes a study that had used its budget up."""
-    update_budget(ctx.db, study_id, body)
+    """Changes the budget (raising max_trials resumes a study that had used its budget up)
+    and the notes (markdown, shown on the study's page)."""
+    update_study(ctx.db, study_id, body)
     return _show(ctx, study_id)
 
 
@@ -139,31 +146,115 @@ def delete(study_id: OwnedStudyId, ctx: ContextDep) -> None:
     delete_study(ctx.db, study_id, ctx.artifacts)
 
 
-@router.get("/{study_id}/trials", operation_id="list_trials", responses=NOT_FOUND)
-def trials(
-    study_id: StudyId,
+Order = Annotated[
+    str,
+    Query(
+        max_length=300,
+        description="number, value, state, updated_at, started_at, finished_at or params.NAME",
+    ),
+]
+Where = Annotated[
+    list[Annotated[str, Query(max_length=300)]] | None,
+    Query(
+        description="Conditions, all of which a trial meets: value>=X, value<=X, "
+        "params.NAME>=X, params.NAME<=X, params.NAME=X (categorical choices as text)."
+    ),
+]
+
+
+def _matching(
     ctx: ContextDep,
-    _: Reader,
-    state: Annotated[list[TrialState] | None, Query()] = None,
-    offset: Offset = 0,
-    limit: Limit = 100,
-    order: Literal[
-        "number", "value", "state", "updated_at", "started_at", "finished_at"
-    ] = "number",
-    descending: bool = False,
-) -> TrialsPublic:
+    study_id: int,
+    *,
+    state: list[TrialState] | None,
+    where: list[str] | None,
+    order: str,
+    descending: bool,
+    offset: int = 0,
+    limit: int | None = None,
+    present: Callable[[list[str], list[Trial]], R],
+) -> tuple[R, int]:
+    """The page of matching trials as `present(parameter names, trials)` makes it (inside
+    the read session), and how many match."""
     with ctx.db.read() as session:
-        repo.get_study(session, study_id)
+        study = repo.get_study(session, study_id)
+        names = list(study.space)
+        column, param = parse_order(order, names)
         rows, count = repo.list_trials(
             session,
             study_id,
             states=state,
             offset=offset,
             limit=limit,
-            order=order,
+            order=column,
             descending=descending,
+            conditions=parse_conditions(where or [], names),
+            order_param=param,
+            numeric=numeric_params(study.space),
         )
-        return TrialsPublic(data=[trial_public(t) for t in rows], count=count)
+        return present(names, rows), count
+
+
+@router.get("/{study_id}/trials", operation_id="list_trials", responses=NOT_FOUND)
+def trials(
+    study_id: StudyId,
+    ctx: ContextDep,
+    _: Reader,
+    state: Annotated[list[TrialState] | None, Query()] = None,
+    where: Where = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
+    order: Order = "number",
+    descending: bool = False,
+) -> TrialsPublic:
+    """One page of the study's trials, filtered by state and by `where` conditions on the
+    value and the parameters, ordered by a column or a parameter."""
+    data, count = _matching(
+        ctx,
+        study_id,
+        state=state,
+        where=where,
+        order=order,
+        descending=descending,
+        offset=offset,
+        limit=limit,
+        present=lambda _names, rows: [trial_public(t) for t in rows],
+    )
+    return TrialsPublic(data=data, count=count)
+
+
+@router.get(
+    "/{study_id}/trials.csv",
+    operation_id="export_trials_csv",
+    responses={**NOT_FOUND, 200: {"content": {"text/csv": {}}}},
+    response_class=Response,
+)
+def trials_csv_(
+    study_id: StudyId,
+    ctx: ContextDep,
+    _: Reader,
+    state: Annotated[list[TrialState] | None, Query()] = None,
+    where: Where = None,
+    order: Order = "number",
+    descending: bool = False,
+) -> Response:
+    """Every matching trial (same filters as the JSON list, no paging) as CSV: number,
+    trial_id, state, value, one `params_NAME` column per parameter, step, pruned_step,
+    error, worker, source and times. Downloaded as study-ID-trials.csv."""
+    text, _count = _matching(
+        ctx,
+        study_id,
+        state=state,
+        where=where,
+        order=order,
+        descending=descending,
+        present=trials_csv,
+    )
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="study-{study_id}-trials.csv"'},
+    )
 
 
 @router.post(

@@ -36,7 +36,9 @@ def get(trial_id: TrialId, ctx: ContextDep, _: Reader) -> TrialDetail:
 @router.post("/{trial_id}/report", operation_id="report_trial", responses=GUARDED)
 def report(trial_id: TrialId, body: ReportCreate, ctx: ContextDep, _: Evaluator) -> ReportPublic:
     """Records the value at `step`; the answer says whether to go on or stop (pruned)."""
-    action = ctx.lifecycle.report(trial_id, body.lease_token, body.step, body.value)
+    action = ctx.lifecycle.report(
+        trial_id, body.lease_token, body.step, body.value, metrics=body.metrics
+    )
     return ReportPublic(action=action.value)
 
 
@@ -55,13 +57,22 @@ def dataset(trial_id: TrialId, body: DatasetCreate, ctx: ContextDep, _: Evaluato
 
 @router.post("/{trial_id}/complete", operation_id="complete_trial", responses=GUARDED)
 def complete(trial_id: TrialId, body: CompleteCreate, ctx: ContextDep, _: Evaluator) -> TrialPublic:
-    """Tell: the final value. Repeating it with the same lease token changes nothing."""
-    return trial_public(ctx.lifecycle.complete(trial_id, body.lease_token, body.value))
+    """Tell: the final `value` (or `values`, one per objective) and `metrics`. Repeating it
+    with the same lease token changes nothing."""
+    trial = ctx.lifecycle.complete(
+        trial_id, body.lease_token, body.value, values=body.values, metrics=body.metrics
+    )
+    return trial_public(trial)
 
 
 @router.post("/{trial_id}/fail", operation_id="fail_trial", responses=GUARDED)
 def fail(trial_id: TrialId, body: FailCreate, ctx: ContextDep, _: Evaluator) -> TrialPublic:
-    return trial_public(ctx.lifecycle.fail(trial_id, body.lease_token, body.reason))
+    """Ends the trial as failed; `infeasible`: its configuration cannot run (the optimizer
+    avoids the region instead of counting a bad value)."""
+    trial = ctx.lifecycle.fail(
+        trial_id, body.lease_token, body.reason, infeasible=body.infeasible
+    )
+    return trial_public(trial)
 
 
 @router.post("/{trial_id}/release", operation_id="release_trial", responses=GUARDED)

@@ -10,10 +10,13 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from service.core.advice import study_advice
+from service.policies.pareto import pareto_front
 from service.schemas import (
     ArtifactPublic,
     AttemptPublic,
     BestTrial,
+    ParetoTrial,
     StudyPublic,
     TokenPublic,
     TrialDetail,
@@ -23,6 +26,8 @@ from service.schemas import (
     WorkerPublic,
     from_row,
 )
+from service.specs import parse_objectives
+from service.store import reader
 from service.store import repository as repo
 from service.store.models import ApiToken, Artifact, Study, Trial, Worker, utcnow
 
@@ -34,18 +39,31 @@ def study_public(
 ) -> StudyPublic:
     if counts is None:
         counts = repo.trial_counts(session, [study.id])[study.id]
-    best = repo.best_trial(session, study)
+    pareto: list[ParetoTrial] | None = None
+    if study.objectives:
+        best = None
+        directions = [o.direction for o in parse_objectives(study.objectives)]
+        front = pareto_front(reader.trial_history(session, study.id), directions)
+        pareto = [
+            ParetoTrial(trial_id=t.id, number=t.number, values=t.values or [], params=t.params)
+            for t in front
+        ]
+    else:
+        best = repo.best_trial(session, study)
     return from_row(
         StudyPublic,
         study,
         counts=counts,
         n_trials=sum(counts.values()),
         owner=study.owner_name,
+        warnings=[*study.warnings, *study_advice(study)],
         best=None if best is None else from_row(BestTrial, best, trial_id=best.id),
+        pareto=pareto,
     )
 
 
-def _duration(trial: Trial) -> float | None:
+def duration_seconds(trial: Trial) -> float | None:
+    """Started to finished (or to now while it runs); None before it starts."""
     if trial.started_at is None:
         return None
     end: datetime = trial.finished_at or utcnow()
@@ -53,12 +71,16 @@ def _duration(trial: Trial) -> float | None:
 
 
 def trial_public(trial: Trial) -> TrialPublic:
-    return from_row(TrialPublic, trial, duration_seconds=_duration(trial))
+    return from_row(
+        TrialPublic, trial, duration_seconds=duration_seconds(trial), objective_values=trial.values
+    )
 
 
 def trial_leased(trial: Trial) -> TrialLeased:
     assert trial.lease_token is not None
-    return from_row(TrialLeased, trial, duration_seconds=_duration(trial))
+    return from_row(
+        TrialLeased, trial, duration_seconds=duration_seconds(trial), objective_values=trial.values
+    )
 
 
 def artifact_public(artifact: Artifact) -> ArtifactPublic:
@@ -71,7 +93,8 @@ def trial_detail(session: Session, trial: Trial) -> TrialDetail:
     return from_row(
         TrialDetail,
         trial,
-        duration_seconds=_duration(trial),
+        duration_seconds=duration_seconds(trial),
+        objective_values=trial.values,
         values=[TrialValuePublic(step=s, value=v) for s, v in values],
         attempts=[AttemptPublic.model_validate(a) for a in repo.attempts(session, trial.id)],
         artifacts=[artifact_public(a) for a in repo.artifacts_of(session, trial.id)],

@@ -57,7 +57,13 @@ async def lease(
         claim_worker_id(ctx.db, worker_id, principal)
         if info.complete is not None:
             done = info.complete
-            ctx.lifecycle.complete(done.trial_id, done.lease_token, done.value)
+            ctx.lifecycle.complete(
+                done.trial_id,
+                done.lease_token,
+                done.value,
+                values=done.values,
+                metrics=done.metrics,
+            )
         return ctx.scheduler.lease(worker_id, _worker_info(info), objectives=info.objectives)
 
     result = await run_in_threadpool(complete_then_lease)
@@ -72,6 +78,8 @@ async def lease(
         metric=study.metric,
         direction=study.direction,
         lease_seconds=ctx.settings.lease_seconds,
+        objectives=study.objectives,
+        constraints=study.constraints or None,
     )
 
 

@@ -12,92 +12,121 @@ from pathlib import Path
 from typing import Any
 
 from service.cli.common import CliError, client, client_flags, load_spec, print_json, setup_logging
+from service.cli.objective_show import cmd_objectives_show
+from service.domain import Role, TrialState
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     study = sub.add_parser("study", help="create, list, show, watch and stop studies")
-    ssub = study.add_subparsers(dest="study_command", required=True)
+    ssub = study.add_subparsers(dest="study_command", required=True, metavar="COMMAND")
     p = ssub.add_parser("create", help="submit a study specification (YAML or JSON)")
-    p.add_argument("-f", "--file", required=True)
+    p.add_argument(
+        "-f", "--file", required=True, help="the specification file (YAML or JSON; - for stdin)"
+    )
     client_flags(p)
     p.set_defaults(fn=cmd_study_create)
-    p = ssub.add_parser("list")
-    p.add_argument("--limit", type=int, default=100)
-    p.add_argument("--json", action="store_true")
+    p = ssub.add_parser("list", help="list studies with their progress and best value")
+    p.add_argument("--limit", type=int, default=100, help="show at most this many studies")
+    p.add_argument("--json", action="store_true", help="print the server's JSON instead")
     client_flags(p)
     p.set_defaults(fn=cmd_study_list)
-    for name, fn in (
-        ("show", cmd_study_show),
-        ("watch", cmd_study_watch),
-        ("trials", cmd_study_trials),
+    for name, fn, what in (
+        ("show", cmd_study_show, "show a study: state, counts, best trial, data, warnings"),
+        ("watch", cmd_study_watch, "show a progress bar until the study is done or stopped"),
+        ("trials", cmd_study_trials, "list a study's trials"),
     ):
-        p = ssub.add_parser(name)
-        p.add_argument("id", type=int)
+        p = ssub.add_parser(name, help=what)
+        p.add_argument("id", type=int, help="the study's id (see tunesmith study list)")
         if name != "watch":
-            p.add_argument("--json", action="store_true")
+            p.add_argument("--json", action="store_true", help="print the server's JSON instead")
         if name == "trials":
-            p.add_argument("--state")
+            p.add_argument(
+                "--state",
+                choices=[s.value for s in TrialState],
+                help="only trials in this state (default: all)",
+            )
         client_flags(p)
         p.set_defaults(fn=fn)
     p = ssub.add_parser("export", help="print a study with all its trials as JSON")
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=int, help="the study's id")
     client_flags(p)
     p.set_defaults(fn=cmd_study_export)
     p = ssub.add_parser("import", help="create a study from an exported JSON document")
-    p.add_argument("-f", "--file", required=True)
-    p.add_argument("--name", help="a new name for the imported study")
+    p.add_argument(
+        "-f", "--file", required=True, help="an exported study (from study export; - for stdin)"
+    )
+    p.add_argument("--name", help="a new name for the imported study (default: its own)")
     client_flags(p)
     p.set_defaults(fn=cmd_study_import)
-    for name in ("stop", "pause", "resume"):
-        p = ssub.add_parser(name)
-        p.add_argument("id", type=int)
+    for name, what in (
+        ("stop", "end a study: it hands out no more trials"),
+        ("pause", "hand out no new trials until resumed"),
+        ("resume", "hand out trials again"),
+    ):
+        p = ssub.add_parser(name, help=what)
+        p.add_argument("id", type=int, help="the study's id")
         client_flags(p)
         p.set_defaults(fn=_study_action(name))
     p = ssub.add_parser(
         "delete", help="delete a study with its trials and artifacts (owner or admin)"
     )
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=int, help="the study's id")
     p.add_argument("--yes", action="store_true", help="really delete: it cannot be undone")
     client_flags(p)
     p.set_defaults(fn=cmd_study_delete)
 
     objectives = sub.add_parser("objectives", help="list or try registered trainers")
-    osub = objectives.add_subparsers(dest="objectives_command", required=True)
-    p = osub.add_parser("list")
+    osub = objectives.add_subparsers(dest="objectives_command", required=True, metavar="COMMAND")
+    p = osub.add_parser("list", help="the trainers installed here, with their metric")
     p.set_defaults(fn=cmd_objectives_list)
+    p = osub.add_parser(
+        "show", help="an objective's metric, arguments and parameters (ranges and defaults)"
+    )
+    p.add_argument("name", help="a registered objective (see `objectives list`)")
+    p.set_defaults(fn=cmd_objectives_show)
     p = osub.add_parser("try", help="train once outside any study and print the metric")
-    p.add_argument("name")
+    p.add_argument("name", help="the objective's name (see tunesmith objectives list)")
     p.add_argument("--params", help="JSON configuration over the recipe's defaults")
-    p.add_argument("--args", help="JSON objective arguments")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--args", help="JSON objective arguments (default: the objective's own)")
+    p.add_argument("--epochs", type=int, help="train this many epochs (default: the recipe's)")
+    p.add_argument("--seed", type=int, default=0, help="the trial's random seed")
     p.add_argument(
         "--sample",
         action="store_true",
         help="draw the parameters not given from the default space instead",
     )
-    p.add_argument("--artifact-dir")
+    p.add_argument(
+        "--artifact-dir", help="where the trainer writes its files (default: a temporary folder)"
+    )
     p.set_defaults(fn=cmd_objectives_try)
 
     token = sub.add_parser("token", help="manage API tokens (admin)")
-    tsub = token.add_subparsers(dest="token_command", required=True)
-    p = tsub.add_parser("create")
-    p.add_argument("--role", required=True, choices=["admin", "user", "worker", "viewer"])
-    p.add_argument("--name", required=True)
+    tsub = token.add_subparsers(dest="token_command", required=True, metavar="COMMAND")
+    p = tsub.add_parser("create", help="mint a token (printed once)")
+    p.add_argument(
+        "--role",
+        required=True,
+        choices=[r.value for r in Role],
+        help="what the token may do (see README, Security)",
+    )
+    p.add_argument(
+        "--name", required=True, help="who holds it: studies belong to every token of a name"
+    )
     client_flags(p)
     p.set_defaults(fn=cmd_token_create)
-    p = tsub.add_parser("list")
+    p = tsub.add_parser("list", help="list the tokens (never their secret)")
     client_flags(p)
     p.set_defaults(fn=cmd_token_list)
-    p = tsub.add_parser("revoke")
-    p.add_argument("id", type=int)
+    p = tsub.add_parser("revoke", help="refuse a token from its next request on")
+    p.add_argument("id", type=int, help="the token's id (see tunesmith token list)")
     client_flags(p)
     p.set_defaults(fn=cmd_token_revoke)
 
 
 def cmd_study_create(args: argparse.Namespace) -> int:
+    spec = load_spec(args.file)  # a broken file is reported before any token or URL
     with client(args) as api:
-        study = api.create_study(load_spec(args.file))
+        study = api.create_study(spec)
     print(
         f"created study {study.id} ({study.name}): {study.objective}, "
         f"{study.budget['max_trials']} trials, strategy {study.strategy['name']}"
@@ -141,6 +170,12 @@ def cmd_study_show(args: argparse.Namespace) -> int:
     print("  trials: " + ", ".join(f"{k} {v}" for k, v in study.counts.items() if v))
     if study.best:
         print(f"  best: {study.best.value:.6g} (trial {study.best.number}) {study.best.params}")
+    if study.objectives:
+        names = ", ".join(f"{o.metric} ({o.direction})" for o in study.objectives)
+        print(f"  objectives: {names}; Pareto front: {len(study.pareto or [])} trial(s)")
+        for p in study.pareto or []:
+            values = ", ".join(f"{v:.6g}" for v in p.values)
+            print(f"    trial {p.number}: [{values}] {p.params}")
     for d in study.datasets:
         stands_in = f" standing in for {d.fallback_for}" if d.fallback_for else ""
         print(
@@ -153,7 +188,8 @@ def cmd_study_show(args: argparse.Namespace) -> int:
 
 
 def cmd_study_watch(args: argparse.Namespace) -> int:
-    with client(args) as api:
+    """Watches for as long as the study runs: a server restart meanwhile is waited out."""
+    with client(args, retry_seconds=60.0) as api:
         study = api.wait(args.id, progress=True)
     best = "-" if study.best is None else f"{study.best.value:.6g} {study.best.params}"
     print(f"study {study.id} {study.state}: {study.stop_reason or ''}; best {best}")
@@ -207,8 +243,9 @@ def cmd_study_export(args: argparse.Namespace) -> int:
 
 
 def cmd_study_import(args: argparse.Namespace) -> int:
+    document = load_spec(args.file)
     with client(args) as api:
-        study = api.import_study(load_spec(args.file), name=args.name)
+        study = api.import_study(document, name=args.name)
     print(f"imported study {study.id} ({study.name}) with {study.n_trials} trials")
     return 0
 

@@ -8,10 +8,12 @@ import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from service.cli.common import UsageError, example_spec, gpu_flags, setup_logging
+from service.cli.common import CliError, UsageError, example_spec, gpu_flags, setup_logging
 
 if TYPE_CHECKING:
     from service.config import Settings
@@ -22,14 +24,41 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the server (and local workers)")
-    p.add_argument("--host", default=os.environ.get("TUNESMITH_HOST", "127.0.0.1"))
-    p.add_argument("--port", type=int, default=int(os.environ.get("TUNESMITH_PORT", "8000")))
     p.add_argument(
-        "--database-url", help="default: TUNESMITH_DATABASE_URL or sqlite:///tunesmith.db"
+        "--host",
+        default=os.environ.get("TUNESMITH_HOST", "127.0.0.1"),
+        help="address to listen on (0.0.0.0: every interface; default: TUNESMITH_HOST, else "
+        "%(default)s)",
     )
-    p.add_argument("--artifact-dir", type=Path)
-    p.add_argument("--lease-seconds", type=float)
-    p.add_argument("--workers", type=int, help="CPU worker processes (0: API only)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("TUNESMITH_PORT", "8000")),
+        help="port to listen on (default: TUNESMITH_PORT, else %(default)s)",
+    )
+    p.add_argument(
+        "--database-url",
+        help="SQLAlchemy URL of the database (default: TUNESMITH_DATABASE_URL, else "
+        "sqlite:///tunesmith.db)",
+    )
+    p.add_argument(
+        "--artifact-dir",
+        type=Path,
+        help="where trial artifacts are stored (default: TUNESMITH_ARTIFACT_DIR, else "
+        "./tunesmith-artifacts)",
+    )
+    p.add_argument(
+        "--lease-seconds",
+        type=float,
+        help="a trial whose worker sends no heartbeat for this long runs again (default: "
+        "TUNESMITH_LEASE_SECONDS, else 60)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="CPU worker processes (0: API only; default: a worker per GPU; with no GPU, one per "
+        "two cores)",
+    )
     p.add_argument(
         "--http-workers",
         type=int,
@@ -41,15 +70,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="let GPU workers whose backend sees no GPU train on the CPU (default: they wait)",
     )
-    p.add_argument("--executor", choices=["local", "ray"], default="local")
+    p.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="how workers are started: processes on this machine, or Ray actors",
+    )
     p.add_argument("--ray-address", help="existing Ray cluster (default: start a local one)")
     p.add_argument("--example", action="store_true", help="submit the example study if missing")
     p.set_defaults(fn=cmd_serve)
 
     db = sub.add_parser("db", help="database maintenance")
-    dsub = db.add_subparsers(dest="db_command", required=True)
+    dsub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     p = dsub.add_parser("upgrade", help="apply migrations")
-    p.add_argument("--database-url")
+    p.add_argument(
+        "--database-url",
+        help="SQLAlchemy URL of the database (default: TUNESMITH_DATABASE_URL, else "
+        "sqlite:///tunesmith.db)",
+    )
     p.set_defaults(fn=cmd_db_upgrade)
 
 
@@ -64,6 +102,51 @@ def _settings(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]]:
     return Settings(**overrides), overrides
 
 
+def _check_port(host: str, port: int) -> None:
+    """Refuses, as one line, an address the server could not listen on, before anything
+    starts (uvicorn would say so only after the start line, and exit 3)."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise CliError(f"cannot listen on {host}: {exc.strerror}; check --host") from None
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise CliError(
+                f"cannot listen on {host}:{port}: {exc.strerror} (another server there?); "
+                "choose another port with --port"
+            ) from None
+
+
+@contextmanager
+def _database_errors(url: str) -> Iterator[None]:
+    """A database that cannot be opened (unreachable, unknown dialect, driver missing) is
+    one line naming it, its password hidden, instead of SQLAlchemy's traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except (SQLAlchemyError, ImportError) as exc:
+        cause = getattr(exc, "orig", None) or exc
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise CliError(
+            f"cannot open the database {_without_password(url)}: {reason}; check "
+            "--database-url or TUNESMITH_DATABASE_URL"
+        ) from None
+
+
+def _without_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return repr(url)
+
+
 def _open_database(settings: Settings) -> Database:
     """The migrated database, with an admin token (printed once when it is new)."""
     from service.auth import ensure_admin_token
@@ -71,7 +154,12 @@ def _open_database(settings: Settings) -> Database:
 
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     db.upgrade()
-    ensure_admin_token(db, env_token=settings.admin_token, token_file=settings.token_file)
+    ensure_admin_token(
+        db,
+        env_token=settings.admin_token,
+        token_file=settings.token_file,
+        server_url=server_url(settings),
+    )
     return db
 
 
@@ -176,17 +264,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings, overrides = _settings(args)
     setup_logging(settings.log_level)
     slots = _plan_slots(args)
+    _check_port(settings.host, settings.port)
     configure_server_process()
-    db = _open_database(settings)
+    with _database_errors(settings.database_url):
+        db = _open_database(settings)
     if args.example:
         _submit_example(db)
-    url = f"http://{settings.host}:{settings.port}"
+    url = server_url(settings)
     executor, staging = _start_workers(args, settings, db, url, slots)
-    print(
-        f"tunesmith: serving on {url}  (dashboard: {url}/, API docs: {url}/docs; "
-        f"admin token in {settings.token_file} or TUNESMITH_ADMIN_TOKEN)",
-        flush=True,
-    )
+    print(start_line(settings, url), flush=True)
     try:
         _serve_http(settings, overrides, db, executor)
     finally:
@@ -197,13 +283,42 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def server_url(settings: Settings) -> str:
+    return f"http://{settings.host}:{settings.port}"
+
+
+def start_line(settings: Settings, url: str) -> str:
+    """`serving on`, with the database and where the admin token is: two servers on one
+    machine are told apart by it."""
+    from service.auth import admin_token_location
+
+    token = admin_token_location(
+        env_token=settings.admin_token, token_file=settings.token_file, server_url=url
+    )
+    return (
+        f"tunesmith: serving on {url}  (database: {database_location(settings.database_url)}; "
+        f"admin token: {token}; dashboard: {url}/, API docs: {url}/docs)"
+    )
+
+
+def database_location(database_url: str) -> str:
+    """A SQLite file as its absolute path; other URLs without their password."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(database_url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return str(Path(parsed.database).resolve())
+    return parsed.render_as_string(hide_password=True)
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from service.config import Settings
     from service.store.db import Database
 
     settings = Settings(**({"database_url": args.database_url} if args.database_url else {}))
-    db = Database(settings.database_url)
-    db.upgrade()
-    db.dispose()
+    with _database_errors(settings.database_url):
+        db = Database(settings.database_url)
+        db.upgrade()
+        db.dispose()
     print(f"database {settings.database_url} is up to date")
     return 0

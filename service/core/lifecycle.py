@@ -11,17 +11,18 @@ report, the study's end after a trial finishes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from enum import StrEnum
-from functools import partial
 
 from sqlalchemy.orm import Session
 
 from service.core import machine
 from service.core.datasets import record_dataset
+from service.core.results import judge, merge_metrics
 from service.core.scheduling import LeasePolicy
 from service.core.study_end import maybe_finish, maybe_stop_after_failures
-from service.domain import TrialState
+from service.domain import TrialState, trial_label
 from service.policies.pruning import peer_states, should_prune
 from service.schemas import DatasetRecord
 from service.specs import parse_pruning
@@ -56,7 +57,15 @@ class TrialLifecycle:
         self.db = db
         self.policy = policy
 
-    def report(self, trial_id: int, token: str, step: int, value: float) -> ReportAction:
+    def report(
+        self,
+        trial_id: int,
+        token: str,
+        step: int,
+        value: float,
+        *,
+        metrics: Mapping[str, float] | None = None,
+    ) -> ReportAction:
         with self.db.write() as session:
             trial = repo.get_trial(session, trial_id, lock=True)
             now = utcnow()
@@ -64,11 +73,14 @@ class TrialLifecycle:
             machine.report(
                 session, trial, step, value, lease_seconds=self.policy.lease_seconds, now=now
             )
+            if metrics:
+                trial.metrics = merge_metrics(trial.metrics, metrics)
             study = repo.get_study(session, trial.study_id)
             if _prunes(session, study, trial, step):
                 machine.prune(session, trial, value=value, now=now)
                 maybe_finish(session, study)
-                log.info("study %s trial %s pruned at step %s", study.id, trial.number, step)
+                label = trial_label(trial.number, trial.id, study.id)
+                log.info("%s pruned at step %s", label, step)
                 return ReportAction.PRUNE
             return ReportAction.CONTINUE
 
@@ -82,14 +94,41 @@ class TrialLifecycle:
                 repo.touch_worker(session, trial.worker_id)
             return trial
 
-    def complete(self, trial_id: int, token: str, value: float) -> Trial:
-        return self._end(
-            trial_id, token, TrialState.COMPLETE, partial(machine.complete, value=value)
-        )
+    def complete(
+        self,
+        trial_id: int,
+        token: str,
+        value: float | None = None,
+        *,
+        values: Sequence[float] | None = None,
+        metrics: Mapping[str, float] | None = None,
+    ) -> Trial:
+        """Completes with `value` (one objective) or `values` (several) and `metrics`;
+        raises InvalidRequest when they do not fit the study (service.core.results)."""
 
-    def fail(self, trial_id: int, token: str, reason: str) -> Trial:
-        trial = self._end(trial_id, token, TrialState.FAILED, partial(machine.fail, reason=reason))
-        log.info("study %s trial %s failed: %s", trial.study_id, trial.number, reason)
+        def transition(session: Session, trial: Trial, *, now: datetime) -> None:
+            study = repo.get_study(session, trial.study_id)
+            result = judge(study, trial, value=value, values=values, metrics=metrics)
+            trial.values, trial.metrics, trial.feasible = (
+                result.values,
+                result.metrics,
+                result.feasible,
+            )
+            machine.complete(session, trial, value=result.value, now=now)
+
+        return self._end(trial_id, token, TrialState.COMPLETE, transition)
+
+    def fail(self, trial_id: int, token: str, reason: str, *, infeasible: bool = False) -> Trial:
+        """Fails the trial; `infeasible` (out of memory, say) marks its configuration as one
+        that cannot run, which the optimizer learns to avoid (`feasible` False)."""
+
+        def transition(session: Session, trial: Trial, *, now: datetime) -> None:
+            machine.fail(session, trial, reason=reason, now=now)
+            if infeasible:
+                trial.feasible = False
+
+        trial = self._end(trial_id, token, TrialState.FAILED, transition)
+        log.info("%s failed: %s", trial_label(trial.number, trial.id, trial.study_id), reason)
         return trial
 
     def _end(

@@ -43,7 +43,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service.domain import AttemptOutcome, StopKind, StopReason, StudyState, TrialState
+from service.domain import (
+    AttemptOutcome,
+    StopKind,
+    StopReason,
+    StudyState,
+    TrialState,
+    trial_label,
+)
 from service.errors import Conflict
 from service.store import repository as repo
 from service.store.models import Study, Trial, TrialAttempt, Worker, utcnow
@@ -318,9 +325,8 @@ def lose_lease(session: Session, trial: Trial, *, max_retries: int, now: datetim
     else:
         _requeue(session, trial, TrialEvent.LOSE_LEASE, AttemptOutcome.LOST, error, now)
     log.warning(
-        "study %s trial %s: lease expired (attempt %s); now %s",
-        trial.study_id,
-        trial.number,
+        "%s: lease expired (attempt %s); now %s",
+        trial_label(trial.number, trial.id, trial.study_id),
         trial.attempt,
         trial.state,
     )

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from objectives import registry
+from objectives.base import ParameterMismatch
 from objectives.registry import EXTERNAL
 from service.core import machine
 from service.core.artifacts import ArtifactFiles
@@ -55,7 +56,9 @@ class ResolvedObjective:
 def resolve_objective(spec: StudyCreate) -> ResolvedObjective:
     """The metric, direction, space and arguments of `spec`, the objective's defaults filled
     in; raises InvalidRequest naming the field (an unknown objective, arguments its schema
-    refuses, an external study without a space)."""
+    refuses, an external study without a space, a space that does not fit the trainer's
+    declared parameters: `Objective.complete_space`, whose defaults fill in the parameters
+    the space leaves out)."""
     space_spec = (
         {name: p.model_dump() for name, p in spec.space.items()} if spec.space is not None else None
     )
@@ -74,8 +77,11 @@ def resolve_objective(spec: StudyCreate) -> ResolvedObjective:
         args = objective.parse_args(spec.objective_args).model_dump(mode="json")
     except ValidationError as exc:
         raise InvalidRequest.from_validation(exc, prefix="objective_args") from None
-    if space_spec is None:
-        space_spec = objective.space_for(spec.objective_args)
+    try:
+        space_spec = objective.complete_space(space_spec, spec.objective_args)
+    except ParameterMismatch as exc:
+        field = "space" if exc.name is None else f"space.{exc.name}"
+        raise InvalidRequest(str(exc), field=field) from None
     return ResolvedObjective(
         spec.metric or objective.metric,
         spec.direction or Direction(objective.direction),
@@ -93,6 +99,9 @@ def create_study(db: Database, spec: StudyCreate, *, owner_token_id: int | None)
     """
     resolved = resolve_objective(spec)
     metric, direction, args = resolved.metric, resolved.direction, resolved.args
+    if spec.objectives:
+        # The first objective is also the study's `metric`/`direction` (service.core.results).
+        metric, direction = spec.objectives[0].metric, spec.objectives[0].direction
     space = SearchSpace.from_spec(resolved.space)
     if len(spec.enqueue) > spec.budget.max_trials:
         raise InvalidRequest(
@@ -117,6 +126,12 @@ def create_study(db: Database, spec: StudyCreate, *, owner_token_id: int | None)
                 pruning=spec.pruning.model_dump(mode="json") if spec.pruning else None,
                 stopping=spec.stopping.model_dump(mode="json") if spec.stopping else None,
                 warm_start=None,
+                objectives=(
+                    [o.model_dump(mode="json") for o in spec.objectives]
+                    if spec.objectives
+                    else None
+                ),
+                constraints=[c.model_dump(mode="json") for c in spec.constraints] or None,
                 seed=spec.seed if spec.seed is not None else secrets.randbelow(2**31),
                 owner_token_id=owner_token_id,
                 owner_name=None if owner_token_id is None else repo.token_name(
@@ -140,13 +155,19 @@ def create_study(db: Database, spec: StudyCreate, *, owner_token_id: int | None)
         return study.id
 
 
-def update_budget(db: Database, study_id: int, update: StudyUpdate) -> None:
-    """Applies a new budget; a study that was DONE because its budget ran out runs again."""
+def update_study(db: Database, study_id: int, update: StudyUpdate) -> None:
+    """Replaces the notes and applies a new budget, each when given; a study that was DONE
+    because its budget ran out runs again when the new budget leaves room for a trial (a
+    change of `max_parallel` alone leaves it done)."""
     with db.write() as session:
         study = repo.get_study(session, study_id, lock=True)
+        if update.notes is not None:
+            study.notes = update.notes
+        if update.budget is None:
+            return
         budget = dict(study.budget)
+        n_trials = sum(repo.trial_counts(session, [study.id])[study.id].values())
         if update.budget.max_trials is not None:
-            n_trials = sum(repo.trial_counts(session, [study.id])[study.id].values())
             if update.budget.max_trials < n_trials:
                 raise InvalidRequest(
                     f"budget.max_trials: the study already has {n_trials} trials",
@@ -156,7 +177,8 @@ def update_budget(db: Database, study_id: int, update: StudyUpdate) -> None:
         if update.budget.max_parallel is not None:
             budget["max_parallel"] = update.budget.max_parallel
         study.budget = budget
-        machine.reopen_after_budget(study)
+        if n_trials < int(budget["max_trials"]):
+            machine.reopen_after_budget(study)
 
 
 def enqueue_configuration(db: Database, study_id: int, params: dict[str, Any]) -> Trial:

@@ -40,7 +40,13 @@ from service.policies.stopping import relative_expected_improvement, update_ei_s
 from service.policies.warm_start import prior_studies, source_ids
 from service.records import StudyTally, TrialRecord
 from service.space import SearchSpace
-from service.specs import StoppingSpec, StrategyName, StrategySpec
+from service.specs import (
+    StoppingSpec,
+    StrategyName,
+    StrategySpec,
+    parse_constraints,
+    parse_objectives,
+)
 from service.store import reader
 from service.store import repository as repo
 from service.store.models import Study, Trial
@@ -68,7 +74,21 @@ def _observation(trial: TrialRecord) -> Observation:
     value = trial.value
     if trial.state == TrialState.FAILED or value is None or not math.isfinite(value):
         value = None
-    return Observation(params=trial.params, value=value, state=trial.state, step=trial.step)
+    values = tuple(trial.values) if trial.values and value is not None else None
+    return Observation(
+        params=trial.params,
+        value=value,
+        state=trial.state,
+        step=trial.step,
+        values=values,
+        feasible=trial.feasible,
+        metrics=trial.metrics,
+    )
+
+
+def infeasible_failure(trial: TrialRecord) -> bool:
+    """A trial that failed because its configuration cannot run (e.g. out of memory)."""
+    return trial.state == TrialState.FAILED and trial.feasible is False
 
 
 @dataclass(frozen=True)
@@ -123,8 +143,13 @@ def suggest_input(
         space=space,
         direction=study.direction,
         spec=spec,
-        observations=[_observation(t) for t in trials if t.state.is_finished()],
+        observations=[
+            _observation(t) for t in trials if t.state.is_finished() and not infeasible_failure(t)
+        ],
         pending=[t.params for t in trials if not t.state.is_finished()],
+        infeasible=[t.params for t in trials if infeasible_failure(t)],
+        directions=tuple(o.direction for o in parse_objectives(study.objectives)),
+        constraints=parse_constraints(study.constraints),
         count=count,
         seed=trial_seed(spec.seed if spec.seed is not None else study.seed, n_trials),
         state=study.strategy_state or {},

@@ -1,9 +1,11 @@
 """The local executor: one worker process per GPU slot (pinned with CUDA_VISIBLE_DEVICES) or
 CPU slot.
 
-Each process runs one worker loop (`python -m service.cli.worker`), with CUDA_VISIBLE_DEVICES
-(its GPU, or "" on a CPU slot) and CUDA_DEVICE_ORDER=PCI_BUS_ID set in its environment before
-Python starts, so a trainer can only see its own GPU, numbered as nvidia-smi numbers it. Which
+Each process runs one worker loop (`python -m service.cli.worker_process`), with
+CUDA_VISIBLE_DEVICES (its GPU, or "" on a CPU slot) and CUDA_DEVICE_ORDER=PCI_BUS_ID set in
+its environment before Python starts, so a trainer can only see its own GPU, numbered as
+nvidia-smi numbers it; TensorFlow's C++ logging is quiet there unless the user set it
+(`service.worker.quiet_framework_logs`). Which
 GPUs get workers is `service.executors.gpus`'s business. The supervisor restarts a process that
 dies (a segfaulting trainer, the OOM killer) unless it is shutting down.
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from service.executors.gpus import GpuError, GpuRequest, Pin, choose_pins, query_gpus
 from service.executors.gpus import visible_devices as parse_visible
-from service.worker import EXIT_REFUSED
+from service.worker import EXIT_REFUSED, quiet_framework_logs
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +102,13 @@ class LocalExecutor:
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         threads = str(self.threads_per_worker())
         env.setdefault("OMP_NUM_THREADS", threads)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        quiet_framework_logs(env)
         if self.token:
             env["TUNESMITH_TOKEN"] = self.token
         cmd = [
             sys.executable,
             "-m",
-            "service.cli.worker",
+            "service.cli.worker_process",
             "--server",
             self.server,
             "--slot",

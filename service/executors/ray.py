@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from service.errors import TunesmithError
-from service.worker import Worker, WorkerOptions, default_worker_id
+from service.worker import Worker, WorkerOptions, default_worker_id, quiet_framework_logs
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ class WorkerActor:
     and `stop` are called concurrently (the actor has max_concurrency=2)."""
 
     def __init__(self, options: WorkerOptions, slot: str) -> None:
+        quiet_framework_logs(os.environ)  # before this actor's trainers import a framework
         logging.basicConfig(
             level=os.environ.get("TUNESMITH_LOG_LEVEL", "INFO").upper(),
             format=f"%(asctime)s %(levelname)s worker[{slot}] %(name)s: %(message)s",

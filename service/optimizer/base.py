@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from service.domain import Direction, TrialState
 from service.space import SearchSpace
-from service.specs import StrategySpec
+from service.specs import ConstraintSpec, StrategySpec
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,13 @@ class Observation:
     value: float | None
     state: TrialState
     step: int | None = None
+    values: tuple[float, ...] | None = None
+    """Every objective's raw value (several objectives; `value` is the first)."""
+    feasible: bool | None = None
+    """False when a constraint failed (the value is real but does not count as a result);
+    None without constraints."""
+    metrics: Mapping[str, float] | None = None
+    """The trial's named metrics (what `SuggestRequest.constraints` bound)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state", TrialState(self.state))
@@ -60,6 +67,16 @@ class SuggestRequest:
     seed: int
     state: Mapping[str, Any] = field(default_factory=dict)
     prior: Sequence[Sequence[Observation]] = ()
+    directions: tuple[Direction, ...] = ()
+    """With several objectives, each one's direction (`direction` is the first's); strategies
+    get them scalarized (service/optimizer/multiobjective.py) and never see more than one."""
+    constraints: Sequence[ConstraintSpec] = ()
+    """Bounds on observations' `metrics`: the gp strategy models each constrained metric
+    (service/optimizer/feasibility.py)."""
+    infeasible: Sequence[Mapping[str, Any]] = ()
+    """Configurations that failed as infeasible (out of memory, say): no value, only the
+    knowledge that they cannot run (service/optimizer/feasibility.py). Strategies see them
+    as pending points too, so they are never suggested again."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "direction", Direction(self.direction))

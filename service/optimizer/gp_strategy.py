@@ -19,7 +19,8 @@ Rules:
   with a warning.
 - Pending trials and `count` > 1: every pending or already chosen point conditions the GP's
   variance with its mean unchanged (kriging believer == GP-BUCB); for EI/PI the incumbent
-  also rises to the believed values.
+  also rises to the believed values. PI and UCB are also multiplied by a hard local
+  penalizer around each such point (acquisition.py says why: PI collapsed a batch onto one x).
 - Warm start (`request.prior` holds earlier studies with usable trials): the model is the
   transfer model of `transfer.py` for the whole study, a residual GP over the earlier
   studies' prior mean. No Sobol design: the prior has located the good region, so every
@@ -36,6 +37,8 @@ Rules:
   within a few steps and lost on our benchmark), and on the next call each nominee's
   posterior mean (standardized) is added to its arm's gain. Gains and nominees live in
   `state`, so nothing is lost on restart.
+- Constraints and infeasible failures (feasibility.py): the acquisition is weighted by the
+  modelled probability of feasibility, and the incumbent is the best feasible value.
 - Never re-suggests an observed, pending or already chosen configuration unless the space is
   exhausted.
 - Bounded work: a space that encodes to more than `max_columns` (512) columns (categorical
@@ -58,15 +61,16 @@ from typing import Any
 
 import numpy as np
 
-from service.optimizer.acquisition import Acquisition
+from service.optimizer.acquisition import Acquisition, LocalPenalty
 from service.optimizer.base import (
     Suggestion,
     SuggestionInfo,
     SuggestRequest,
     SuggestResult,
 )
+from service.optimizer.feasibility import feasible_incumbent, fit_feasibility
 from service.optimizer.gp import Surrogate
-from service.optimizer.maximize import CandidatePool, build_pool, maximize
+from service.optimizer.maximize import CandidatePool, build_pool, lipschitz, maximize
 from service.optimizer.model import (
     ModelSettings,
     StudyModel,
@@ -171,7 +175,8 @@ class GPStrategy:
     ) -> SuggestResult:
         space, spec = request.space, request.spec
         deadline = time.monotonic() + self.time_budget_s
-        gp_var, best = model.with_pending, model.best
+        gp_var, best = model.with_pending, feasible_incumbent(model, request)
+        feasibility = fit_feasibility(request)
         hedge = _Hedge.from_state(state.get("hedge"), space.dim)
         auto = spec.acquisition == AcquisitionName.AUTO
         if auto:
@@ -187,6 +192,8 @@ class GPStrategy:
         n_candidates = 1 << (n_candidates.bit_length() - 1)
         suggestions: list[Suggestion] = []
         warnings = list(model.warnings)
+        centers = [space.encode_many(request.pending)] if request.pending else []
+        slope: float | None = None
         for _ in range(request.count):
             if time.monotonic() > deadline:
                 chosen = [*request.pending, *(s.params for s in suggestions)]
@@ -205,7 +212,17 @@ class GPStrategy:
             )
             name = hedge.choose(rng, self.hedge_eta) if auto else spec.acquisition
             acq = Acquisition(AcquisitionName(name), beta=spec.beta, xi=spec.xi, best=best)
-            pick = maximize(space, gp_var, acq, pool, seen=seen, n_starts=self.n_starts)
+            penalty = None
+            if acq.penalized and centers:
+                if slope is None:
+                    slope = lipschitz(model.surrogate, pool.X[:256])
+                Xc = np.vstack(centers)
+                c_mean, c_std = model.surrogate.predict(Xc)
+                penalty = LocalPenalty.around(Xc, c_mean, c_std, best=best, lipschitz=slope)
+            pick = maximize(
+                space, gp_var, acq, pool, seen=seen, n_starts=self.n_starts, penalty=penalty,
+                weight=feasibility,
+            )
             if pick is None:
                 chosen = [*request.pending, *(s.params for s in suggestions)]
                 filler = RandomStrategy().suggest(
@@ -218,6 +235,7 @@ class GPStrategy:
             info = _info(acq, pick, model.data.warp, request, hedge)
             suggestions.append(Suggestion(pick.config, info))
             seen.add(space.key(pick.config))
+            centers.append(pick.x[None, :])
             if len(suggestions) < request.count:
                 gp_var = gp_var.condition_on_pending(pick.x[None, :])
                 best = max(best, pick.mean)

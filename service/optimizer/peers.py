@@ -12,6 +12,13 @@ skopt (it cannot); pruned trials are PRUNED with their last value at their last 
 Optuna, and complete with that value for skopt. Warm start: neither peer has a transfer
 model, so earlier studies' trials join the observations during the first `n_initial` trials
 only, mapped onto the study's scale (`transfer.with_initial_prior`).
+
+Steps and conditions: Optuna gets stepped distributions and asks define-by-run, one parameter
+at a time in the space's parent-first order, only while its condition holds (each trial's
+distributions are its active parameters). scikit-optimize has neither: a stepped parameter
+is an Integer over its grid index, and it searches every column, inactive ones included,
+told the parameter's lowest value where a trial left it out; its answer is validated, which
+drops what is inactive.
 """
 
 from __future__ import annotations
@@ -71,9 +78,9 @@ def optuna_distributions(space: SearchSpace) -> dict[str, Any]:
     dists: dict[str, Any] = {}
     for name, p in space.params.items():
         if isinstance(p, FloatParam):
-            dists[name] = FloatDistribution(p.low, p.high, log=p.log)
+            dists[name] = FloatDistribution(p.low, p.high, log=p.log, step=p.step)
         elif isinstance(p, IntParam):
-            dists[name] = IntDistribution(p.low, p.high, log=p.log)
+            dists[name] = IntDistribution(p.low, p.high, log=p.log, step=p.step)
         elif isinstance(p, CategoricalParam):
             dists[name] = CategoricalDistribution(p.choices)
     return dists
@@ -98,32 +105,34 @@ class TPEStrategy:
             )
             study = optuna.create_study(direction=request.direction.value, sampler=sampler)
             for o in request.observations:
-                params = {k: o.params[k] for k in dists}
+                params = {k: o.params[k] for k in dists if k in o.params}
+                active = {k: dists[k] for k in params}
                 ok = o.value is not None and math.isfinite(o.value)
                 if o.state == TrialState.PRUNED and ok:
                     step = o.step or 0
                     trial = create_trial(
                         state=OptunaState.PRUNED,
                         params=params,
-                        distributions=dists,
+                        distributions=active,
                         intermediate_values={step: float(o.value)},  # type: ignore[arg-type]
                     )
                 elif o.state == TrialState.COMPLETE and ok:
                     trial = create_trial(
                         value=float(o.value),  # type: ignore[arg-type]
                         params=params,
-                        distributions=dists,
+                        distributions=active,
                     )
                 else:
-                    trial = create_trial(state=OptunaState.FAIL, params=params, distributions=dists)
+                    trial = create_trial(
+                        state=OptunaState.FAIL, params=params, distributions=active
+                    )
                 study.add_trial(trial)
             for config in request.pending:
-                study.enqueue_trial({k: config[k] for k in dists}, skip_if_exists=False)
-                study.ask(dists)
-            configs = []
-            for _ in range(request.count):
-                asked = study.ask(dists)
-                configs.append({**_fixed(space), **asked.params})
+                study.enqueue_trial(
+                    {k: config[k] for k in dists if k in config}, skip_if_exists=False
+                )
+                _ask_by_run(study, space, dists)
+            configs = [_ask_by_run(study, space, dists) for _ in range(request.count)]
         return _dedupe(request, configs, "tpe")
 
 
@@ -175,6 +184,29 @@ class SkoptStrategy:
         return _dedupe(request, configs, "skopt")
 
 
+def _ask_by_run(study: Any, space: SearchSpace, dists: dict[str, Any]) -> dict[str, Any]:
+    """One define-by-run trial: each parameter, parents first, asked only while active."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    trial = study.ask()
+    config: dict[str, Any] = {}
+    for name in space.order:
+        p = space.params[name]
+        if not space.is_active(name, config):
+            continue
+        if isinstance(p, FixedParam):
+            config[name] = p.value
+            continue
+        d = dists[name]
+        if isinstance(d, CategoricalDistribution):
+            config[name] = trial.suggest_categorical(name, d.choices)
+        elif isinstance(d, FloatDistribution):
+            config[name] = trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
+        else:
+            config[name] = trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
+    return {n: config[n] for n in space.names if n in config}
+
+
 def _with_prior(request: SuggestRequest) -> SuggestRequest:
     return with_initial_prior(request, request.spec.n_initial or default_n_initial(request.space))
 
@@ -190,7 +222,9 @@ def _skopt_dimensions(space: SearchSpace) -> tuple[list[Any], list[str]]:
     names: list[str] = []
     for name, p in space.params.items():
         prior = "log-uniform" if getattr(p, "log", False) else "uniform"
-        if isinstance(p, FloatParam):
+        if isinstance(p, FloatParam | IntParam) and (p.step or 1) != 1:
+            dims.append(Integer(0, p.n_steps or 0, name=name))
+        elif isinstance(p, FloatParam):
             dims.append(Real(p.low, p.high, prior=prior, name=name))
         elif isinstance(p, IntParam):
             if p.low == p.high:
@@ -209,8 +243,12 @@ def _to_skopt(space: SearchSpace, names: list[str], config: Any) -> list[Any]:
     out: list[Any] = []
     for name in names:
         p = space.params[name]
-        v = config[name]
-        if isinstance(p, CategoricalParam):
+        v: Any = config.get(name)
+        if v is None:  # inactive: skopt needs a value, any fixed one will do
+            v = p.choices[0] if isinstance(p, CategoricalParam) else p.low  # type: ignore[union-attr]
+        if isinstance(p, FloatParam | IntParam) and (p.step or 1) != 1:
+            out.append(round((float(v) - p.low) / (p.step or 1)))
+        elif isinstance(p, CategoricalParam):
             keys = [(type(c).__name__, c) for c in p.choices]
             out.append(str(keys.index((type(v).__name__, v))))
         elif isinstance(p, IntParam) and p.low == p.high:
@@ -225,10 +263,14 @@ def _from_skopt(space: SearchSpace, names: list[str], x: list[Any]) -> dict[str,
     for name, v in zip(names, x, strict=True):
         p = space.params[name]
         v = _plain(v)
-        if isinstance(p, CategoricalParam):
+        if isinstance(p, FloatParam) and p.step is not None:
+            config[name] = p.grid_value(int(v))
+        elif isinstance(p, IntParam) and p.step != 1:
+            config[name] = p.low + int(v) * p.step
+        elif isinstance(p, CategoricalParam):
             config[name] = p.choices[int(v)]
         elif isinstance(p, IntParam):
             config[name] = int(v)
         else:
             config[name] = min(max(float(v), p.low), p.high)  # type: ignore[union-attr]
-    return {n: config[n] for n in space.names}
+    return space.validate(config)

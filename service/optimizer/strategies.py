@@ -11,7 +11,17 @@ from service.specs import StrategyName
 
 
 def get_strategy(name: StrategyName) -> tuple[Strategy, str | None]:
-    """Returns the strategy for `name` and, when it falls back to another, a warning.
+    """Returns the strategy for `name` and, when it falls back to another, a warning. Every
+    strategy comes wrapped for several objectives and infeasible failures
+    (service/optimizer/multiobjective.py)."""
+    from service.optimizer.multiobjective import ObjectiveAdapter
+
+    strategy, warning = _strategy(name)
+    return ObjectiveAdapter(strategy), warning
+
+
+def _strategy(name: StrategyName) -> tuple[Strategy, str | None]:
+    """The one-objective strategy for `name` and, when it falls back to another, a warning.
 
     `tpe` needs optuna and `skopt` scikit-optimize (the dev/bench extras); without them the
     strategy falls back to `gp` with a warning saying which package is missing.

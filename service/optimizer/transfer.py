@@ -33,6 +33,13 @@ Residual kernel: the study's residual GP centres its lengthscale prior on the le
 top earlier level fitted (same objective, so the same scales of variation): fitted on a few
 clustered points, the default prior would call a shift of the optimum a smooth offset.
 
+Expanded spaces: an earlier trial may lack parameters the new space added (or a conditional
+parameter its branch now has). Its known part must belong to the space; the parameters it
+lacks are marginalized: that study's level is fitted on, and predicts from, the columns all of
+its trials know, so its prior mean is constant along the new dimensions (whatever the new
+parameter does, the earlier study could not see it) and the study's residual GP learns them.
+A parameter the earlier study held fixed is known: its trials carry the fixed value.
+
 Inputs: only complete, finite earlier trials whose configuration belongs to the space count; a
 study with fewer than `MIN_SOURCE_VALUES` of them, or with all values equal, adds nothing (its
 model would be flat). Past `cap` points an earlier study keeps its best quarter plus a seeded
@@ -53,6 +60,7 @@ from typing import Any
 import numpy as np
 
 from service.domain import TrialState
+from service.errors import InvalidConfiguration
 from service.optimizer.base import Observation, SuggestRequest
 from service.optimizer.gp import GaussianProcess, GPParams, PosteriorMean, fit_params
 from service.optimizer.warping import OutputWarp
@@ -71,10 +79,12 @@ Solve = Callable[[np.ndarray], np.ndarray]
 @dataclass(frozen=True)
 class Source:
     """One earlier study's usable trials: encoded configurations and warped values (higher is
-    better)."""
+    better); `known`: the columns its level models (None: all of them), the others belong to
+    parameters its trials lack and are filled with placeholders in X."""
 
     X: np.ndarray
     y: np.ndarray
+    known: np.ndarray | None = None
 
     @property
     def top(self) -> np.ndarray:
@@ -88,13 +98,13 @@ def sources(request: SuggestRequest, *, cap: int = 500) -> list[Source]:
     sign = request.direction.sign
     out: list[Source] = []
     for index, observations in enumerate(request.prior):
-        kept = [o for o in observations if _usable(o, space)]
+        kept, lacking = _usable_part(observations, space)
         if len(kept) < MIN_SOURCE_VALUES:
             continue
         values = np.array([sign * float(o.value) for o in kept])  # type: ignore[arg-type]
         if np.ptp(values) <= 0:
             continue
-        X = space.encode_many(o.params for o in kept)
+        X = space.encode_many(space.filled(o.params) for o in kept)
         if len(values) > cap:
             rng = np.random.default_rng(index)
             best = np.argsort(-values, kind="stable")[: cap // 4]
@@ -102,12 +112,41 @@ def sources(request: SuggestRequest, *, cap: int = 500) -> list[Source]:
             idx = np.concatenate([best, rng.choice(rest, size=cap - len(best), replace=False)])
             X, values = X[idx], values[idx]
         warp = OutputWarp.fit(values, rank_warp=request.spec.output_warping)
-        out.append(Source(X, warp.y))
+        known = None
+        if lacking:
+            known = np.ones(space.dim, dtype=bool)
+            for col in space.columns:
+                if col.name in lacking:
+                    known[col.start : col.stop] = False
+            if not known.any():
+                continue
+        out.append(Source(X, warp.y, known))
     return out
 
 
+def _usable_part(
+    observations: Sequence[Observation], space: SearchSpace
+) -> tuple[list[Observation], set[str]]:
+    """The complete, finite observations whose known part fits `space`, and the parameters
+    they lack. A parameter counts as lacking only when no trial of the study has it (the
+    study predates it); a trial that lacks one its study's other trials have is left out."""
+    parts: list[tuple[Observation, list[str]]] = []
+    for o in observations:
+        if o.state != TrialState.COMPLETE or not o.is_finite:
+            continue
+        try:
+            _, missing = space.validate_partial(o.params)
+        except InvalidConfiguration:
+            continue
+        parts.append((o, missing))
+    had = {name for o, _ in parts for name in o.params}
+    kept = [o for o, missing in parts if not had.intersection(missing)]
+    lacking = {name for _, missing in parts for name in missing} - had
+    return kept, lacking
+
+
 def _usable(o: Observation, space: SearchSpace) -> bool:
-    return o.state == TrialState.COMPLETE and o.is_finite and space.contains(o.params)
+    return bool(_usable_part([o], space)[0])
 
 
 def map_prior(m: np.ndarray, y: np.ndarray, solve: Solve | None = None) -> tuple[float, float]:
@@ -138,9 +177,47 @@ def map_prior(m: np.ndarray, y: np.ndarray, solve: Solve | None = None) -> tuple
 
 @dataclass(frozen=True)
 class _Level:
+    """One earlier study: its residual mean on its `known` columns (None: all)."""
+
     mean: PosteriorMean
     a: float
     b: float
+    known: np.ndarray | None = None
+
+    def value(self, Xq: np.ndarray) -> np.ndarray:
+        return self.mean.mean(Xq if self.known is None else Xq[:, self.known])
+
+    def value_with_grad(self, Xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.known is None:
+            return self.mean.mean_with_grad(Xq)
+        m, dm = self.mean.mean_with_grad(Xq[:, self.known])
+        grad = np.zeros(Xq.shape)
+        grad[:, self.known] = dm
+        return m, grad
+
+
+class _KnownColumns:
+    """The top earlier level's GP seen from the full encoded space: it predicts from its
+    `known` columns, and its gradient is 0 along the others."""
+
+    def __init__(self, gp: GaussianProcess, known: np.ndarray | None) -> None:
+        self.gp = gp
+        self.known = known
+        self.y = gp.y
+        self.params = gp.params
+
+    def predict(self, Xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.gp.predict(Xq if self.known is None else Xq[:, self.known])
+
+    def predict_with_grad(
+        self, Xq: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if self.known is None:
+            return self.gp.predict_with_grad(Xq)
+        mean, std, dm, ds = self.gp.predict_with_grad(Xq[:, self.known])
+        dmean, dstd = np.zeros(Xq.shape), np.zeros(Xq.shape)
+        dmean[:, self.known], dstd[:, self.known] = dm, ds
+        return mean, std, dmean, dstd
 
 
 class PriorStack:
@@ -149,7 +226,7 @@ class PriorStack:
 
     def __init__(self, levels: Sequence[_Level], top: GaussianProcess) -> None:
         self.levels = list(levels)
-        self.top = top
+        self.top = _KnownColumns(top, self.levels[-1].known if self.levels else None)
 
     @property
     def n_points(self) -> int:
@@ -158,19 +235,26 @@ class PriorStack:
 
     def lengthscale_centre(self) -> tuple[float, ...]:
         """The top level's fitted log-lengthscales: where the study's residual GP centres its
-        lengthscale prior."""
-        return self.top.params.log_lengthscales
+        lengthscale prior (the default centre on columns the top level does not know)."""
+        fitted = self.top.params.log_lengthscales
+        known = self.top.known
+        if known is None:
+            return fitted
+        centre = list(GPParams.default(len(known)).log_lengthscales)
+        for j, value in zip(np.flatnonzero(known), fitted, strict=True):
+            centre[j] = value
+        return tuple(centre)
 
     def mean(self, Xq: np.ndarray) -> np.ndarray:
         m = np.zeros(len(Xq))
         for level in self.levels:
-            m = level.a * m + level.b + level.mean.mean(Xq)
+            m = level.a * m + level.b + level.value(Xq)
         return m
 
     def mean_with_grad(self, Xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         m, dm = np.zeros(len(Xq)), np.zeros(Xq.shape)
         for level in self.levels:
-            lm, ldm = level.mean.mean_with_grad(Xq)
+            lm, ldm = level.value_with_grad(Xq)
             m, dm = level.a * m + level.b + lm, level.a * dm + ldm
         return m, dm
 
@@ -186,7 +270,8 @@ def fit_prior(
     states: list[dict[str, Any]] = []
     gp: GaussianProcess | None = None
     for i, src in enumerate(stack_sources):
-        d = src.X.shape[1]
+        Xs = src.X if src.known is None else src.X[:, src.known]
+        d = Xs.shape[1]
         m = PriorStack(levels, gp).mean(src.X) if gp is not None else np.zeros(len(src.y))
         entry = stored[i] if i < len(stored) and isinstance(stored[i], Mapping) else None
         previous = GPParams.from_state(entry, d) if entry else None
@@ -194,16 +279,16 @@ def fit_prior(
             params = previous
         else:
             a0, b0 = map_prior(m, src.y)
-            X, t = src.X, src.y - a0 * m - b0
+            X, t = Xs, src.y - a0 * m - b0
             if len(t) > fit_cap:
                 idx = np.random.default_rng(i).choice(len(t), size=fit_cap, replace=False)
                 X, t = X[idx], t[idx]
             starts = [GPParams.default(d)] if previous is None else [previous, GPParams.default(d)]
             params = fit_params(X, t, starts=starts) or previous or GPParams.default(d)
-        gp = GaussianProcess(src.X, src.y, params)
+        gp = GaussianProcess(Xs, src.y, params)
         a, b = map_prior(m, src.y, gp.solve)
         gp = gp.with_targets(src.y - a * m - b)
-        levels.append(_Level(gp.posterior_mean(), a, b))
+        levels.append(_Level(gp.posterior_mean(), a, b, src.known))
         states.append({**params.to_state(), "n": len(src.y)})
     if gp is None:
         raise ValueError("fit_prior needs at least one earlier study")

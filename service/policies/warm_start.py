@@ -17,10 +17,16 @@ shifted and rescaled version of the function):
    learning).
    It skips the space-filling design: after the seeds it is model-based at once. tpe and
    skopt see the earlier trials as extra observations during their initial design only.
-Configurations outside the new space (a parameter missing, a value out of range or no longer
-a choice) are left out; parameters the new space adds are fixed-only. Failed, pruned and
-non-finite earlier trials are left out (the store's reader never returns them): their values
-say nothing reliable about the function.
+Expanded spaces: the new space may add parameters, fixed or searched, and conditions. An
+earlier trial keeps the values it had; a parameter the earlier study held fixed is known (its
+trials carry the value); one it never had is missing from the earlier configuration. For the
+prior such a trial is used with its known part (the transfer model marginalizes what it
+lacks: transfer.py); as a seed it gets the middle of each missing parameter's range (or its
+first choice), so the best earlier configurations still run first. Configurations whose known
+part is outside the new space (a value out of range, off the grid or no longer a choice, a
+parameter the new space dropped) are left out. Failed, pruned and non-finite earlier trials
+are left out (the store's reader never returns them): their values say nothing reliable about
+the function.
 """
 
 from __future__ import annotations
@@ -69,10 +75,20 @@ def source_ids(warm_start: Mapping[str, Any] | None) -> list[int]:
 
 
 def _fitting(space: SearchSpace, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The earlier configuration's part that fits `space` (parameters the new space dropped
+    are ignored, those it added are missing), or None when a known value does not fit."""
     try:
-        return space.validate({k: v for k, v in params.items() if k in space.params})
+        config, _ = space.validate_partial(
+            {k: v for k, v in params.items() if k in space.params}
+        )
     except InvalidConfiguration:
         return None
+    return config
+
+
+def _complete(space: SearchSpace, config: dict[str, Any]) -> dict[str, Any]:
+    """A partial configuration made whole: missing parameters at the middle of their range."""
+    return space.validate(space.filled(config))
 
 
 def seed_configs(
@@ -90,8 +106,11 @@ def seed_configs(
     out: list[dict[str, Any]] = []
     seen: set[tuple[Any, ...]] = set()
     for t in trials:
-        config = _fitting(space, t.params)
-        if config is None or space.key(config) in seen:
+        known = _fitting(space, t.params)
+        if known is None:
+            continue
+        config = _complete(space, known)
+        if space.key(config) in seen:
             continue
         seen.add(space.key(config))
         out.append(config)
@@ -106,7 +125,8 @@ def prior_studies(
     """The earlier studies' completed trials that fit `space`, one list per study, in the
     order of `earlier` (oldest study first: the transfer model stacks later studies over
     earlier ones, closest to the new one on top), values raw: each study is on its own
-    scale, the model maps them."""
+    scale, the model maps them. A configuration lacks the parameters its study did not
+    have (see the module docstring)."""
     out: list[list[Observation]] = []
     for trials in earlier.values():
         observations = []
@@ -114,7 +134,9 @@ def prior_studies(
             config = _fitting(space, t.params)
             if config is not None:
                 observations.append(
-                    Observation(params=config, value=t.value, state=TrialState.COMPLETE)
+                    Observation(
+                        params=config, value=t.value, state=TrialState.COMPLETE, values=t.values
+                    )
                 )
         out.append(observations)
     return out

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -105,6 +106,10 @@ class Study(Base):
     pruning: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     stopping: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     warm_start: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    objectives: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    """Two or three {metric, direction}; None: the one `metric`/`direction` (which hold the
+    first objective when set)."""
+    constraints: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     seed: Mapped[int] = mapped_column(Integer)
     state: Mapped[StudyState] = mapped_column(
         EnumString(StudyState), default=StudyState.RUNNING, index=True
@@ -118,6 +123,8 @@ class Study(Base):
     stopping_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     warnings: Mapped[list[Any]] = mapped_column(default=list)
     datasets: Mapped[list[Any]] = mapped_column(default=list)
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    """Markdown the owner keeps with the study (PATCH /studies/{id}); the dashboard renders it."""
     owner_token_id: Mapped[int | None] = mapped_column(
         ForeignKey("api_tokens.id", ondelete="SET NULL"), nullable=True
     )
@@ -156,6 +163,11 @@ class Trial(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     dataset: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    values: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    """Every objective's value (several objectives); `value` holds the first."""
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    feasible: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    """None without constraints; False also for a trial that failed as infeasible."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -28,12 +28,24 @@ def trial_history(
     suggestion = Trial.suggestion if with_suggestion else literal(None, JSON)
     rows = session.execute(
         select(
-            Trial.id, Trial.number, Trial.state, Trial.params, Trial.value, Trial.step, suggestion
+            Trial.id,
+            Trial.number,
+            Trial.state,
+            Trial.params,
+            Trial.value,
+            Trial.step,
+            suggestion,
+            Trial.values,
+            Trial.feasible,
+            Trial.metrics,
         )
         .where(Trial.study_id == study_id)
         .order_by(Trial.number)
     ).all()
-    return [TrialRecord(i, n, s, p or {}, v, st, g or {}) for i, n, s, p, v, st, g in rows]
+    return [
+        TrialRecord(i, n, s, p or {}, v, st, g or {}, vs, f, m)
+        for i, n, s, p, v, st, g, vs, f, m in rows
+    ]
 
 
 def trial_params(session: Session, study_id: int, *, min_number: int) -> list[dict[str, Any]]:
@@ -100,7 +112,7 @@ def completed_trials(session: Session, study_ids: Sequence[int]) -> dict[int, li
     if not study_ids:
         return out
     rows = session.execute(
-        select(Trial.study_id, Trial.params, Trial.value)
+        select(Trial.study_id, Trial.params, Trial.value, Trial.values)
         .where(
             Trial.study_id.in_(list(study_ids)),
             Trial.state == TrialState.COMPLETE,
@@ -108,9 +120,10 @@ def completed_trials(session: Session, study_ids: Sequence[int]) -> dict[int, li
         )
         .order_by(Trial.study_id, Trial.number)
     ).all()
-    for study_id, params, value in rows:
+    for study_id, params, value, values in rows:
         if value is not None and math.isfinite(value):
-            out[study_id].append(CompletedTrial(params, float(value)))
+            vector = tuple(float(v) for v in values) if values else None
+            out[study_id].append(CompletedTrial(params, float(value), vector))
     return out
 
 

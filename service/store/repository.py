@@ -27,6 +27,7 @@ from service.store.models import (
     Worker,
     utcnow,
 )
+from service.trialquery import Condition, sort_key
 
 # ---- studies ------------------------------------------------------------------------------
 
@@ -123,6 +124,7 @@ def best_trial(session: Session, study: Study) -> Trial | None:
             Trial.study_id == study.id,
             Trial.state == TrialState.COMPLETE,
             Trial.value.is_not(None),
+            or_(Trial.feasible.is_(None), Trial.feasible.is_(True)),
         )
         .order_by(order, Trial.number.asc())
         .limit(1)
@@ -174,31 +176,70 @@ def list_trials(
     *,
     states: Sequence[TrialState] | None = None,
     offset: int = 0,
-    limit: int = 100,
+    limit: int | None = 100,
     order: str = "number",
     descending: bool = False,
+    conditions: Sequence[Condition] = (),
+    order_param: str | None = None,
+    numeric: frozenset[str] = frozenset(),
 ) -> tuple[list[Trial], int]:
+    """One page of a study's trials and how many match (service.trialquery's rules).
+
+    Conditions on the value and on the `numeric` parameters, and an order by one of those
+    (`order="param"`), run in SQL; other parameter conditions and orders read the matching
+    trials' parameters and sort in Python. `limit` None: every matching trial."""
     where: list[ColumnElement[bool]] = [Trial.study_id == study_id]
     if states:
         where.append(Trial.state.in_(list(states)))
-    count = session.scalar(select(func.count()).select_from(Trial).where(*where)) or 0
-    column = {
-        "number": Trial.number,
-        "value": Trial.value,
-        "state": Trial.state,
-        "updated_at": Trial.updated_at,
-        "started_at": Trial.started_at,
-        "finished_at": Trial.finished_at,
-    }[order]
-    ordering = column.desc() if descending else column.asc()
-    rows = session.scalars(
-        select(Trial)
-        .where(*where)
-        .order_by(ordering, Trial.number.asc())
-        .offset(offset)
-        .limit(limit)
+    in_python: list[Condition] = []
+    for c in conditions:
+        in_sql = c.param is None or (c.param in numeric and c.op != "=")
+        if not in_sql:
+            in_python.append(c)
+            continue
+        subject = Trial.value if c.param is None else Trial.params[c.param].as_float()
+        where.append(subject >= c.operand if c.op == ">=" else subject <= c.operand)
+    if order == "param" and order_param in numeric:
+        number = Trial.params[order_param].as_float()
+        ordering = [number.is_(None).asc(), number.desc() if descending else number.asc()]
+    elif order == "param":
+        ordering = [Trial.number.asc()]
+    else:
+        column = {
+            "number": Trial.number,
+            "value": Trial.value,
+            "state": Trial.state,
+            "updated_at": Trial.updated_at,
+            "started_at": Trial.started_at,
+            "finished_at": Trial.finished_at,
+        }[order]
+        ordering = [column.desc() if descending else column.asc()]
+    sort_here = order == "param" and order_param not in numeric
+    if not in_python and not sort_here:
+        count = session.scalar(select(func.count()).select_from(Trial).where(*where)) or 0
+        rows = session.scalars(
+            select(Trial)
+            .where(*where)
+            .order_by(*ordering, Trial.number.asc())
+            .offset(offset)
+            .limit(limit)
+        ).all()
+        return list(rows), count
+    found = session.execute(
+        select(Trial.id, Trial.params).where(*where).order_by(*ordering, Trial.number.asc())
     ).all()
-    return list(rows), count
+    kept = [r for r in found if all(c.accepts(r.params, None) for c in in_python)]
+    if sort_here and order_param is not None:
+        key = sort_key(order_param)
+        present = [r for r in kept if order_param in r.params]
+        present.sort(key=lambda r: key(r.params), reverse=descending)  # stable either way
+        kept = present + [r for r in kept if order_param not in r.params]
+    page = [r.id for r in kept[offset : None if limit is None else offset + limit]]
+    by_id: dict[int, Trial] = {}
+    for start in range(0, len(page), 500):
+        chunk = page[start : start + 500]
+        by_id.update((t.id, t) for t in session.scalars(select(Trial).where(Trial.id.in_(chunk))))
+    return [by_id[i] for i in page], len(kept)
 
 
 def trials_in_states(session: Session, study_id: int, states: Sequence[TrialState]) -> list[Trial]:

@@ -94,6 +94,8 @@ def test_bad_spec_is_422_naming_the_field(
     body = {"name": "s", "objective": "synthetic", **spec}
     response = client.post("/api/v1/studies", json=body, headers=AUTH)
     assert any(loc.startswith(field) for loc in locs(response)), response.json()
+    for where, err in zip(locs(response), response.json()["detail"], strict=True):
+        assert not err["msg"].startswith(f"{where}: "), err  # named once: in `loc`
     assert client.get("/api/v1/studies", headers=AUTH).json()["count"] == 0
 
 

@@ -238,3 +238,36 @@ def test_dashboard_pages_and_plotly_are_served(api: TestClient) -> None:
     assert app_js.status_code == 200 and "text/javascript" in app_js.headers["content-type"]
     assert api.get("/static/..%2Fapi%2Fdashboard.py").status_code == 404
     assert api.get("/static/missing.js").status_code == 404
+
+
+SEED = 11  # a fixed study seed: a fixed Sobol design (12 random ones sometimes fit a classifier
+# that credits `kind` or `y` with the failures)
+
+
+def test_model_view_shows_the_feasibility_estimate(api: TestClient) -> None:
+    """Trials with x > 0.7 run out of memory (failed as infeasible): the GP view's
+    feasibility is low there and high where trials completed; the view's observed points are
+    the completed trials (the infeasible ones are no observations of the objective)."""
+    study = _study(api, "feasible", strategy={"name": "sobol"}, seed=SEED)
+    response = api.post(f"/api/v1/studies/{study['id']}/suggestions", json={"count": 16})
+    trials = response.json()["data"]
+    ran = []
+    for t in trials:
+        lease = {"lease_token": t["lease_token"]}
+        if t["params"]["x"] > 0.7:
+            body = {**lease, "reason": "out of memory", "infeasible": True}
+            assert api.post(f"/api/v1/trials/{t['id']}/fail", json=body).status_code == 200
+        else:
+            body = {**lease, "value": _loss(t["params"])}
+            assert api.post(f"/api/v1/trials/{t['id']}/complete", json=body).status_code == 200
+            ran.append(t["id"])
+    view = api.get(f"/api/v1/studies/{study['id']}/model", params={"param": "x"}).json()
+    xs, p = view["x"]["values"], view["curve"]["feasibility"]
+    assert len(p) == len(xs)
+    assert max(q for x, q in zip(xs, p, strict=True) if x > 0.85) < 0.2
+    assert min(q for x, q in zip(xs, p, strict=True) if x < 0.5) > 0.8
+    assert sorted(o["trial_id"] for o in view["observed"]) == sorted(ran)
+    plain = _study(api, "no-failures", strategy={"name": "sobol"})
+    _ask_tell(api, plain["id"], 6)
+    view = api.get(f"/api/v1/studies/{plain['id']}/model", params={"param": "x"}).json()
+    assert view["curve"]["feasibility"] is None

@@ -47,7 +47,8 @@ def _png(width: int, height: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def gp_study(live_server: ServerProcess) -> dict[str, Any]:
-    """An ask/tell GP study: 26 complete trials (Sobol first, then GP) and 2 pending."""
+    """An ask/tell GP study: 26 complete trials (Sobol first, then GP) with 4 intermediate
+    values each, and 2 pending."""
     client = live_server.client()
     study = client.create_study(
         {
@@ -62,8 +63,16 @@ def gp_study(live_server: ServerProcess) -> dict[str, Any]:
     )
     for count in (6, 4, 4, 4, 4, 4):
         for trial in client.suggest(study.id, count):
-            client.complete(trial, _loss(trial.params))
+            loss = _loss(trial.params)
+            for step in range(4):
+                client.report(trial, step, loss + 0.8 / (step + 1))
+            client.complete(trial, loss)
     pending = client.suggest(study.id, 2)
+    notes = (
+        "**Sobol** first, then the GP with *EI*. Keep `lr` near 6e-3; "
+        "`width` past 100 stops helping."
+    )
+    client.request("PATCH", f"/studies/{study.id}", json={"notes": notes})
     return {"id": study.id, "pending": [t.id for t in pending]}
 
 
@@ -208,7 +217,10 @@ def test_trial_page_shows_an_artifact_image(
     )
     assert page.locator("#trial-value").inner_text() != "—"
     assert page.locator("#attempts-table tbody tr").count() == 1
-    screenshot(page, "trial")
+    page.wait_for_selector("#trial-curve[data-points='4']")
+    steps = page.locator("#trial-curve .xtick text").all_text_contents()
+    assert steps == ["0", "1", "2", "3"], "integer step ticks"
+    screenshot(page, "trial", docs=True)
 
 
 def test_workers_page_shows_devices_and_why_a_worker_leases_nothing(
@@ -269,7 +281,7 @@ CSP_WATCH = (
 
 
 def test_the_dashboard_runs_under_its_csp_and_deletes_a_study_after_confirming(
-    browser: Any, live_server: ServerProcess
+    browser: Any, live_server: ServerProcess, tmp_path: Path
 ) -> None:
     """Every page works under the dashboard's Content-Security-Policy (no violation, WebGL
     plots included), and Delete asks first: dismissed, the study stays.
@@ -302,9 +314,22 @@ def test_the_dashboard_runs_under_its_csp_and_deletes_a_study_after_confirming(
         for path, ready in pages:
             page.goto(path)
             page.wait_for_selector(ready)
+        trial = client.trials(study.id, state="complete")[0]
+        image = tmp_path / "samples.png"
+        image.write_bytes(_png(16, 16))
+        client.upload_artifact(trial.id, "samples.png", image, "image/png")
+        page.goto(f"/trials/{trial.id}")
+        page.click("#artifacts button.zoom")
+        page.wait_for_selector("#lightbox img")
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#lightbox", state="detached")
         assert page.evaluate("window.__csp") == []
         page.goto(f"/studies/{study.id}")
         page.wait_for_selector("body[data-ready=true]")
+        page.click("#notes-edit")
+        page.fill("#notes-text", "**kept** under the CSP")
+        page.click("#notes-save")
+        page.wait_for_selector("#study-notes strong:has-text('kept')")
 
         page.once("dialog", lambda dialog: dialog.dismiss())
         page.click("#delete-study")

@@ -1,4 +1,6 @@
-"""A trainer that runs out of memory fails its trial with 'out of memory'; the worker goes on.
+"""A trainer that runs out of memory fails its trial with 'out of memory', sent as infeasible
+(the optimizer learns the region instead of imputing a bad value); other errors are plain
+failures; the worker goes on.
 
 No built-in objective can exhaust memory on purpose, so a fake objective is put in the
 registry that the worker reads (the same lookup a real worker does) and the worker's
@@ -23,11 +25,15 @@ class ResourceExhaustedError(Exception):
     """Named like TensorFlow's GPU out-of-memory error."""
 
 
+class OutOfMemoryError(RuntimeError):
+    """Named like PyTorch's torch.OutOfMemoryError (torch.cuda.OutOfMemoryError)."""
+
+
 class _FakeObjective:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
 
-    def run(self, params: dict[str, Any], args: dict[str, Any], ctx: Any) -> float:
+    def run_metrics(self, params: dict[str, Any], args: dict[str, Any], ctx: Any) -> float:
         ctx.report(1, 0.5)
         raise self.exc
 
@@ -43,8 +49,8 @@ class _RecordingClient:
     def complete(self, trial: Any, value: float) -> None:
         self.sent.append(("complete", value))
 
-    def fail(self, trial: Any, reason: str) -> None:
-        self.sent.append(("fail", reason))
+    def fail(self, trial: Any, reason: str, *, infeasible: bool = False) -> None:
+        self.sent.append(("fail", (reason, infeasible)))
 
     def release(self, trial: Any) -> None:
         self.sent.append(("release", None))
@@ -94,16 +100,34 @@ def _lease(objective: str) -> LeasePublic:
     )
 
 
+def _chained_oom() -> BaseException:
+    try:
+        try:
+            raise MemoryError()
+        except MemoryError as inner:
+            raise ValueError("trainer step failed") from inner
+    except ValueError as outer:
+        return outer
+
+
 @pytest.mark.parametrize(
-    ("exc", "reason"),
+    ("exc", "reason", "infeasible"),
     [
-        (MemoryError(), "out of memory (MemoryError)"),
-        (ResourceExhaustedError("OOM when allocating tensor"), "out of memory: Resource"),
-        (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "out of memory: Runt"),
+        (MemoryError(), "out of memory: MemoryError", True),
+        (ResourceExhaustedError("OOM when allocating tensor"), "out of memory: Resource", True),
+        (RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"), "out of memory: Runt", True),
+        (OutOfMemoryError("CUDA error"), "out of memory: OutOfMemoryError", True),
+        (RuntimeError("RESOURCE_EXHAUSTED: XLA allocator"), "out of memory: RuntimeError", True),
+        (_chained_oom(), "out of memory: ValueError", True),
+        (RuntimeError("a bug"), "RuntimeError: a bug", False),
     ],
 )
-def test_out_of_memory_fails_the_trial_with_its_reason(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, exc: BaseException, reason: str
+def test_out_of_memory_fails_the_trial_as_infeasible(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    exc: BaseException,
+    reason: str,
+    infeasible: bool,
 ) -> None:
     real_get = registry.get
     monkeypatch.setattr(
@@ -121,5 +145,6 @@ def test_out_of_memory_fails_the_trial_with_its_reason(
     worker.run_trial(_lease("oom-test"))
     worker.run_trial(_lease("oom-test"))  # and again: the worker is still fine
     fails = [payload for kind, payload in fake.sent if kind == "fail"]
-    assert len(fails) == 2 and all(f.startswith(reason) for f in fails), fake.sent
+    assert len(fails) == 2, fake.sent
+    assert all(r.startswith(reason) and i is infeasible for r, i in fails), fake.sent
     assert not [kind for kind, _ in fake.sent if kind == "complete"]

@@ -11,21 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.readme import README, examples
 from tests.support import ServerProcess, finished
 
 # Three fresh interpreters (TensorFlow, a local Ray cluster): about 70 s at load average 6.
 pytestmark = [pytest.mark.slow, pytest.mark.tf, pytest.mark.timeout(900)]
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-SECTION = "### Using tunesmith from Optuna, KerasTuner and Ray Tune"
 
 
 def _examples() -> list[str]:
-    text = README.read_text()
-    start = text.index(SECTION)
-    end = re.compile(r"^##", re.M).search(text, start + len(SECTION))
-    section = text[start : end.start() if end else len(text)]
-    return re.findall(r"```python\n(.*?)```", section, re.S)
+    return [example.code for example in examples("integrations-").values()]
 
 
 def test_the_section_has_one_example_per_library() -> None:

@@ -9,12 +9,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from objectives.base import TrialContext, TrialDiverged, TrialPruned
+from objectives.base import (
+    Objective,
+    ParameterMismatch,
+    TrialContext,
+    TrialDiverged,
+    TrialPruned,
+)
 from objectives.common import TrainerArgs, TrialMonitor, merge_params, trial_data
 from objectives.data import DataOptions, load_images, load_segmentation, split
 from objectives.densenet import DEFAULTS as DENSENET_DEFAULTS
@@ -119,13 +126,41 @@ def test_merge_params_refuses_a_parameter_the_configuration_ignores() -> None:
 
 
 def test_each_vae_architecture_searches_only_what_it_uses() -> None:
-    assert VAE.space == VAE.space_for({}) == VAE.space_for({"architecture": "dense"})
     dense, conv = VAE.space_for({"architecture": "dense"}), VAE.space_for({"architecture": "conv"})
     assert "hidden_units" in dense and "filters" not in dense
     assert "filters" in conv and "hidden_units" not in conv
     assert set(dense) - {"hidden_units"} == set(conv) - {"filters"}
+    assert "architecture" not in dense and not any("condition" in p for p in conv.values())
     assert VAE.recipe_for({"architecture": "conv"}) == {
-        k: v for k, v in VAE_DEFAULTS.items() if k != "hidden_units"}
+        k: v for k, v in VAE_DEFAULTS.items() if k not in ("hidden_units", "architecture")}
+
+
+def test_the_default_vae_space_searches_the_architecture_with_conditions() -> None:
+    """Without the argument the architecture is a parameter: `hidden_units` is active only
+    for dense, `filters` (multiples of 8) only for conv; the recipe is the dense one."""
+    from service.space import SearchSpace
+
+    space = SearchSpace.from_spec(VAE.space_for({}))
+    assert VAE.space == VAE.space_for({})
+    assert space.params["architecture"].choices == ["dense", "conv"]  # type: ignore[union-attr]
+    recipe = VAE.recipe_for({})
+    assert recipe is not None and recipe["architecture"] == "dense"
+    assert "filters" not in recipe and space.validate(recipe) == recipe
+    conv = {**recipe, "architecture": "conv", "filters": 24}
+    del conv["hidden_units"]
+    assert space.validate(conv) == conv
+    assert space.active_names(conv) == [n for n in VAE.space if n != "hidden_units"]
+
+
+def test_the_default_gan_space_conditions_beta_1_on_adam() -> None:
+    from objectives.gan import GAN
+    from service.space import SearchSpace
+
+    space = SearchSpace.from_spec(GAN.space)
+    recipe = GAN.recipe_for({})
+    assert recipe is not None and space.validate(recipe) == recipe and "beta_1" in recipe
+    rms = {k: v for k, v in recipe.items() if k != "beta_1"} | {"optimizer": "rmsprop"}
+    assert space.validate({**rms, "beta_1": 0.5}) == rms
 
 
 @pytest.mark.parametrize(
@@ -201,3 +236,37 @@ def test_recipe_defaults_cover_every_default_space(module: str) -> None:
             assert value in spec["choices"], name
         else:
             assert spec["low"] <= value <= spec["high"], name
+
+
+def test_a_conditional_parameter_left_out_is_active_only_with_its_parent() -> None:
+    lr = {"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}
+    dense = VAE.complete_space(lr, None)
+    assert dense["architecture"] == {"type": "fixed", "value": "dense"}
+    assert dense["hidden_units"] == {"type": "fixed", "value": 256}
+    assert "filters" not in dense, "a dense VAE never gets filters"
+
+    both = VAE.complete_space({"architecture": {"type": "categorical",
+                                                "choices": ["dense", "conv"]}}, None)
+    assert both["filters"]["condition"] == {"architecture": ["conv"]}
+    assert both["hidden_units"]["condition"] == {"architecture": ["dense"]}
+
+    named = VAE.complete_space(
+        {"architecture": {"type": "categorical", "choices": ["dense", "conv"]},
+         "filters": {"type": "int", "low": 8, "high": 64}}, None)
+    assert named["filters"]["condition"] == {"architecture": ["conv"]}, "the declared condition"
+
+    with pytest.raises(ParameterMismatch, match="search 'architecture' too"):
+        VAE.complete_space({"filters": {"type": "int", "low": 8, "high": 64}}, None)
+
+
+def test_defaults_reach_the_trainer_only_for_active_parameters(make_ctx: MakeCtx) -> None:
+    seen: list[dict[str, Any]] = []
+    space = {"kind": {"type": "categorical", "choices": ["a", "b"]},
+             "a_only": {"type": "int", "low": 1, "high": 3, "condition": {"kind": ["a"]}},
+             "b_only": {"type": "int", "low": 1, "high": 3, "condition": {"kind": ["b"]}}}
+    obj = Objective(name="cond", description="", metric="m", direction="minimize",
+                    space=space, defaults={"kind": "a", "a_only": 2, "b_only": 3},
+                    train=lambda params, args, ctx: seen.append(params) or 0.0)
+    obj.run({"kind": "b"}, None, make_ctx()[0])
+    obj.run({}, None, make_ctx()[0])
+    assert seen == [{"kind": "b", "b_only": 3}, {"kind": "a", "a_only": 2}]

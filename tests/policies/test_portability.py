@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.domain import TrialState
-from service.errors import Conflict, InvalidConfiguration
+from service.errors import Conflict, InvalidConfiguration, InvalidRequest
 from service.portability import StudyDocument, export_study, import_study
 from service.store import repository as repo
 from service.store.db import Database
@@ -67,3 +67,36 @@ def test_import_refuses_a_taken_name_and_bad_trials(service: Service) -> None:
     document.trials[0].params["x"] = 7.0
     with pytest.raises(InvalidConfiguration, match=r"trials\.0\.params\.x"):
         import_study(service.db, document, name="broken")
+
+
+def test_several_objectives_and_constraints_round_trip(service: Service) -> None:
+    study = service.create(
+        name="pareto",
+        objective="external",
+        space=SPACE,
+        budget={"max_trials": 6},
+        strategy={"name": "sobol"},
+        objectives=[
+            {"metric": "loss", "direction": "minimize"},
+            {"metric": "acc", "direction": "maximize"},
+        ],
+        constraints=[{"metric": "n_params", "max": 100}],
+    )
+    a, b, c = service.scheduler.suggest(study, 3).trials
+    done = service.lifecycle.complete
+    done(a.id, a.lease_token or "", values=[0.5, 0.9], metrics={"n_params": 50})
+    done(b.id, b.lease_token or "", values=[0.1, 0.95], metrics={"n_params": 500})
+    service.lifecycle.fail(c.id, c.lease_token or "", "out of memory", infeasible=True)
+    document = StudyDocument.model_validate_json(export_study(service.db, study).model_dump_json())
+    assert [o.metric for o in document.study.objectives or []] == ["loss", "acc"]
+    copy = export_study(service.db, import_study(service.db, document, name="pareto-copy"))
+    assert copy.study.constraints == document.study.constraints
+    got = {t.number: (t.objective_values, t.metrics, t.feasible) for t in copy.trials}
+    assert got == {
+        a.number: ([0.5, 0.9], {"n_params": 50.0}, True),
+        b.number: ([0.1, 0.95], {"n_params": 500.0}, False),
+        c.number: (None, None, False),
+    }
+    document.trials[0].objective_values = [1.0]
+    with pytest.raises(InvalidRequest, match=r"trials\.0\.objective_values"):
+        import_study(service.db, document, name="short")

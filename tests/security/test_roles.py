@@ -63,6 +63,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", f"{P}/studies/{{study_id}}/resume"): (MANAGE, 404),
     ("POST", f"{P}/studies/{{study_id}}/stop"): (MANAGE, 404),
     ("GET", f"{P}/studies/{{study_id}}/trials"): (READ, 404),
+    ("GET", f"{P}/studies/{{study_id}}/trials.csv"): (READ, 404),
     ("POST", f"{P}/studies/{{study_id}}/trials"): (MANAGE, 404),
     ("POST", f"{P}/studies/{{study_id}}/suggestions"): (MANAGE, 404),
     ("GET", f"{P}/studies/{{study_id}}/events"): (READ, 404),

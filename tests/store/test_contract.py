@@ -16,14 +16,15 @@ from sqlalchemy import update
 
 from service.core.lifecycle import ReportAction, TrialLifecycle
 from service.core.scheduling import LeasePolicy, Scheduler
-from service.core.studies import StudyAction, act_on_study, create_study
+from service.core.studies import StudyAction, act_on_study, create_study, update_study
 from service.core.suggesting import enqueue
 from service.domain import StudyState, TrialState
 from service.errors import Conflict, NotFound
-from service.schemas import StudyCreate
+from service.schemas import StudyCreate, StudyUpdate
 from service.store import repository as repo
 from service.store.db import Database
 from service.store.models import Trial, Worker, utcnow
+from service.trialquery import numeric_params, parse_conditions, parse_order
 
 POLICY = LeasePolicy(lease_seconds=60.0, max_retries=2)
 EXTERNAL_SPACE = {
@@ -547,3 +548,61 @@ def test_a_stopped_study_stays_stopped_when_its_last_trials_finish(
     lifecycle.complete(b.id, b.lease_token or "", 0.4)
     study = study_of(db, study_id)
     assert (study.state, study.stop_reason) == (StudyState.STOPPED.value, "stopped by user")
+
+
+# ---- the trials table: filters and orders by parameter; notes ------------------------------
+
+
+def test_trials_filter_and_order_by_parameter_and_value(db: Database) -> None:
+    study_id = new_study(db, external=True, max_trials=10)
+    configs = [
+        {"x": 0.9, "n": 5},
+        {"x": 0.1, "n": 700},
+        {"x": 0.5, "n": 40},
+        {"x": 0.3, "n": 2},
+        {"x": 0.5, "n": 900},
+    ]
+    values = [0.8, None, 0.2, 0.5, 0.4]
+    with db.write() as session:
+        trials = enqueue(session, repo.get_study(session, study_id, lock=True), configs)
+        for trial, value in zip(trials, values, strict=True):
+            session.execute(update(Trial).where(Trial.id == trial.id).values(value=value))
+    names = list(EXTERNAL_SPACE)
+
+    def numbers(
+        where: list[str],
+        order: str = "number",
+        descending: bool = False,
+        numeric: frozenset[str] = frozenset(),
+    ) -> list[int]:
+        column, param = parse_order(order, names)
+        with db.read() as session:
+            rows, count = repo.list_trials(
+                session,
+                study_id,
+                conditions=parse_conditions(where, names),
+                order=column,
+                order_param=param,
+                descending=descending,
+                numeric=numeric,
+            )
+        assert count == len(rows)
+        return [t.number for t in rows]
+
+    for numeric in (frozenset(), numeric_params(EXTERNAL_SPACE)):  # in Python, then in SQL
+        assert numbers(["params.x>=0.3"], numeric=numeric) == [0, 2, 3, 4]
+        assert numbers(["params.n<=40", "value<=0.5"], numeric=numeric) == [2, 3]
+        assert numbers([], order="params.n", numeric=numeric) == [3, 0, 2, 1, 4]
+        by_x_down = numbers(["params.x<=0.5"], order="params.x", descending=True, numeric=numeric)
+        assert by_x_down == [2, 4, 3, 1], "ties by trial number in either direction"
+        assert numbers(["value>=0.1"], order="params.x", numeric=numeric) == [3, 2, 4, 0]
+
+
+def test_notes_are_stored_with_the_study(db: Database) -> None:
+    study_id = new_study(db)
+    assert study_of(db, study_id).notes == ""
+    text = "## lr\n\n" + "é" * 5000
+    update_study(db, study_id, StudyUpdate(notes=text))
+    assert study_of(db, study_id).notes == text
+    update_study(db, study_id, StudyUpdate(budget={"max_trials": 9}))
+    assert study_of(db, study_id).notes == text and study_of(db, study_id).budget["max_trials"] == 9

@@ -64,6 +64,16 @@ export async function post(path, body) {
   return response.json();
 }
 
+export async function patch(path, body) {
+  const response = await fetch(`${API}${path}`, {
+    method: "PATCH",
+    headers: headers({ "Content-Type": "application/json" }),
+    body: JSON.stringify(body),
+  });
+  if (!response.ok) await fail(response);
+  return response.json();
+}
+
 // DELETE; resolves when the server answers 2xx (204: no body).
 export async function del(path) {
   const response = await fetch(`${API}${path}`, { method: "DELETE", headers: headers() });

@@ -42,8 +42,98 @@ function layout(extra = {}) {
 
 async function draw(el, traces, lay, points) {
   const Plotly = await loadPlotly();
+  if (el.dataset.empty) {
+    el.replaceChildren();
+    delete el.dataset.empty;
+  }
   await Plotly.react(el, traces, lay, CONFIG);
   el.dataset.points = String(points);
+}
+
+// A sentence instead of blank axes: the plot element keeps its id, shows `message` and
+// reports data-points="0" and data-empty="true".
+export async function sayInstead(el, message) {
+  const Plotly = await loadPlotly();
+  Plotly.purge(el);
+  const p = document.createElement("p");
+  p.className = "plot-empty";
+  p.textContent = message;
+  el.replaceChildren(p);
+  el.dataset.points = "0";
+  el.dataset.empty = "true";
+  delete el.dataset.hoverBound;
+}
+
+// Why a study's plots have nothing to show, from its trial counts (GET /studies/{id}).
+export function nothingToPlot(counts) {
+  const failed = counts.failed ?? 0;
+  const finished = (counts.complete ?? 0) + (counts.pruned ?? 0) + failed;
+  if (finished > 0 && failed === finished) {
+    const all = failed === 1 ? "The only finished trial" : `All ${failed} finished trials`;
+    return `${all} failed, so there is nothing to plot: see the error column in the trials table (Overview).`;
+  }
+  const waiting = (counts.running ?? 0) + (counts.queued ?? 0);
+  return waiting > 0
+    ? `No trial has finished yet (${waiting} running or queued): plots appear with the first result.`
+    : "No trial has finished yet: plots appear with the first result.";
+}
+
+// Axis settings for trial numbers and steps: integer ticks only (one per unit on short ranges).
+function integerAxis(title, values) {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of values) {
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  const span = values.length ? hi - lo : 0;
+  return { title: { text: title }, tickformat: "d", ...(span <= 10 ? { dtick: 1, tick0: 0 } : {}) };
+}
+
+// Ticks in a log-scaled parameter's own units for an axis drawn in log10 coordinates: the
+// densest of 1..9, 1-2-5, 1-3 or 1 times each power of ten inside [low, high] that gives at
+// most `most` ticks (every k-th power of ten on very wide ranges; the bounds when none fit).
+export function logTicks(low, high, most = 9) {
+  const lo = Math.floor(Math.log10(low));
+  const hi = Math.ceil(Math.log10(high));
+  const inside = (v) => v >= low * (1 - 1e-9) && v <= high * (1 + 1e-9);
+  const withMantissas = (mantissas, stride = 1) => {
+    const out = [];
+    for (let e = lo; e <= hi; e += stride) {
+      for (const m of mantissas) {
+        const v = Number((m * 10 ** e).toPrecision(12));
+        if (inside(v)) out.push(v);
+      }
+    }
+    return out;
+  };
+  let ticks = null;
+  for (const mantissas of [[1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 2, 5], [1, 3], [1]]) {
+    const candidate = withMantissas(mantissas);
+    if (candidate.length <= most) {
+      ticks = candidate;
+      break;
+    }
+  }
+  ticks ??= withMantissas([1], Math.ceil((hi - lo + 1) / most));
+  if (ticks.length < 2) ticks = [low, high];
+  return {
+    tickvals: ticks.map((v) => Math.log10(v)),
+    ticktext: ticks.map((v) => tickLabel(v)),
+  };
+}
+
+// The same ticks for a Plotly log axis (whose tick values are in data units), replacing its
+// default minor labels ("2", "5", "100µ").
+export function logAxisTicks(low, high, most = 9) {
+  const { tickvals, ticktext } = logTicks(low, high, most);
+  return { tickmode: "array", tickvals: tickvals.map((t) => 10 ** t), ticktext };
+}
+
+function tickLabel(v) {
+  const abs = Math.abs(v);
+  if (abs !== 0 && (abs < 1e-3 || abs >= 1e5)) return v.toExponential(0).replace("e+", "e");
+  return String(Number(v.toPrecision(3)));
 }
 
 function scatterType(n) {
@@ -55,7 +145,8 @@ function isLog(space, name) {
 }
 
 // Optimization history: every trial with a value, by state, and the best-so-far line.
-export function historyPlot(el, hist, metric) {
+// `opts.logY`: a log value axis; `opts.empty`: the sentence shown when nothing has a value.
+export function historyPlot(el, hist, metric, opts = {}) {
   const traces = [];
   let points = 0;
   for (const state of ["complete", "pruned"]) {
@@ -96,6 +187,7 @@ export function historyPlot(el, hist, metric) {
     y: by,
     line: { color: COLORS.best, width: 2, shape: "hv" },
   });
+  if (points === 0 && opts.empty) return sayInstead(el, opts.empty);
   const title = hist.downsampled
     ? `${hist.number.length} of ${hist.count} trials shown (every improvement kept)`
     : "";
@@ -104,8 +196,8 @@ export function historyPlot(el, hist, metric) {
     traces,
     layout({
       title: { text: title, font: { size: 12 }, x: 1, xanchor: "right" },
-      xaxis: { title: { text: "trial" }, zeroline: false },
-      yaxis: { title: { text: metric }, zeroline: false },
+      xaxis: { ...integerAxis("trial", hist.number), zeroline: false },
+      yaxis: { title: { text: metric }, zeroline: false, type: opts.logY ? "log" : "linear" },
     }),
     points,
   );
@@ -121,29 +213,53 @@ function finite(hist) {
   return rows;
 }
 
+// Conditional parameters are absent from the trials that do not use them.
+function present(v) {
+  return v !== null && v !== undefined;
+}
+
 function reversed(direction) {
   return direction === "minimize";
 }
 
 // Parallel coordinates: one axis per searchable parameter, then the value.
-export function parallelPlot(el, hist, study) {
+export function parallelPlot(el, hist, study, opts = {}) {
   const rows = finite(hist);
+  if (rows.length === 0 && opts.empty) return sayInstead(el, opts.empty);
   const dims = [];
   for (const [name, spec] of Object.entries(study.space)) {
     if (spec.type === "fixed") continue;
     const raw = rows.map((i) => hist.params[name][i]);
     if (spec.type === "categorical") {
+      // A conditional parameter a trial did not use gets its own "inactive" tick.
       const labels = spec.choices.map(String);
+      const inactive = raw.some((v) => !present(v));
+      const ticks = inactive ? [...labels, "inactive"] : labels;
       dims.push({
         label: name,
-        values: raw.map((v) => labels.indexOf(String(v))),
-        tickvals: labels.map((_, k) => k),
-        ticktext: labels,
+        values: raw.map((v) => (present(v) ? labels.indexOf(String(v)) : labels.length)),
+        tickvals: ticks.map((_, k) => k),
+        ticktext: ticks,
       });
-    } else if (spec.log) {
-      dims.push({ label: `log10 ${name}`, values: raw.map((v) => Math.log10(v)) });
     } else {
-      dims.push({ label: name, values: raw, range: [spec.low, spec.high] });
+      // Numeric: a log parameter sits at log10 positions with ticks in its own units; an
+      // inactive value sits one tenth of the range below it, labelled so.
+      const lo = spec.log ? Math.log10(spec.low) : spec.low;
+      const hi = spec.log ? Math.log10(spec.high) : spec.high;
+      const below = lo - 0.1 * (hi - lo || 1);
+      const values = raw.map((v) => (present(v) ? (spec.log ? Math.log10(v) : v) : below));
+      const dim = { label: spec.log ? `${name} (log)` : name, values, range: [lo, hi] };
+      if (spec.log) Object.assign(dim, logTicks(spec.low, spec.high));
+      if (raw.some((v) => !present(v))) {
+        const tickvals = dim.tickvals ?? Array.from({ length: 5 }, (_, k) => lo + (k * (hi - lo)) / 4);
+        const ticktext = dim.ticktext ?? tickvals.map((t) => Number(t.toPrecision(3)).toString());
+        Object.assign(dim, {
+          range: [below, hi],
+          tickvals: [below, ...tickvals],
+          ticktext: ["inactive", ...ticktext],
+        });
+      }
+      dims.push(dim);
     }
   }
   const values = rows.map((i) => hist.value[i]);
@@ -191,9 +307,11 @@ export function importancePlot(el, imp) {
 }
 
 // One slice per searchable parameter: value against the parameter, coloured by trial number.
-export function slicePlot(el, hist, study, name) {
-  const rows = finite(hist);
+export function slicePlot(el, hist, study, name, opts = {}) {
+  const rows = finite(hist).filter((i) => present(hist.params[name][i]));
+  if (rows.length === 0 && opts.empty) return sayInstead(el, opts.empty);
   const spec = study.space[name];
+  const numbers = rows.map((i) => hist.number[i]);
   return draw(
     el,
     [
@@ -205,29 +323,35 @@ export function slicePlot(el, hist, study, name) {
         text: rows.map((i) => `trial ${hist.number[i]}`),
         marker: {
           size: 6,
-          color: rows.map((i) => hist.number[i]),
-          colorscale: "Blues",
-          opacity: 0.8,
+          color: numbers,
+          colorscale: [
+            [0, "#c7d2fe"],
+            [1, "#1e1b4b"],
+          ],
+          opacity: 0.85,
+          showscale: true,
+          colorbar: { title: { text: "trial", side: "right" }, thickness: 10, tickformat: "d", len: 0.9 },
         },
       },
     ],
     layout({
       margin: { l: 55, r: 10, t: 10, b: 45 },
       height: 260,
-      xaxis: { title: { text: name }, type: spec.log ? "log" : undefined },
+      xaxis: { title: { text: name }, ...(spec.log ? { type: "log", ...logAxisTicks(spec.low, spec.high, 5) } : {}) },
       yaxis: { title: { text: study.metric } },
     }),
     rows.length,
   );
 }
 
+// Where each trial sits on a contour axis: categorical choices at 0..k-1 (labelled), numbers
+// as they are (a log parameter's axis is a Plotly log axis, so its ticks are real values).
 function axisCoords(spec, values) {
   if (spec.type === "categorical") {
     const labels = spec.choices.map(String);
     return { coords: values.map((v) => labels.indexOf(String(v))), labels, log: false };
   }
-  const log = Boolean(spec.log);
-  return { coords: values.map((v) => (log ? Math.log10(v) : v)), labels: null, log };
+  return { coords: values, labels: null, log: Boolean(spec.log) };
 }
 
 function gridPoints(spec) {
@@ -238,6 +362,12 @@ function gridPoints(spec) {
   return Array.from({ length: n }, (_, k) => lo + (k * (hi - lo)) / (n - 1));
 }
 
+// Grid points in the parameter's own units (log-spaced for a log parameter).
+function gridValues(spec) {
+  const points = gridPoints(spec);
+  return spec.log ? points.map((p) => 10 ** p) : points;
+}
+
 function nearest(centers, v) {
   let best = 0;
   for (let k = 1; k < centers.length; k++) {
@@ -246,24 +376,30 @@ function nearest(centers, v) {
   return best;
 }
 
-function axisLayout(name, axis, centers) {
-  const out = { title: { text: axis.log ? `log10 ${name}` : name } };
+function axisLayout(name, spec, axis, centers) {
+  const out = { title: { text: name } };
   if (axis.labels) Object.assign(out, { tickvals: centers, ticktext: axis.labels });
+  if (axis.log) Object.assign(out, { type: "log", ...logAxisTicks(spec.low, spec.high) });
   return out;
 }
 
 // Contour of the best value seen in each cell of a grid over two parameters, with the trials.
-export function contourPlot(el, hist, study, nx, ny) {
-  const rows = finite(hist);
+export function contourPlot(el, hist, study, nx, ny, opts = {}) {
+  const rows = finite(hist).filter(
+    (i) => present(hist.params[nx][i]) && present(hist.params[ny][i]),
+  );
+  if (rows.length === 0 && opts.empty) return sayInstead(el, opts.empty);
   const ax = axisCoords(study.space[nx], rows.map((i) => hist.params[nx][i]));
   const ay = axisCoords(study.space[ny], rows.map((i) => hist.params[ny][i]));
-  const cx = gridPoints(study.space[nx]);
-  const cy = gridPoints(study.space[ny]);
+  const cx = gridValues(study.space[nx]);
+  const cy = gridValues(study.space[ny]);
+  const near = (axis, centers, v) =>
+    axis.log ? nearest(centers.map(Math.log10), Math.log10(v)) : nearest(centers, v);
   const z = cy.map(() => cx.map(() => null));
   const better = study.direction === "minimize" ? (a, b) => a < b : (a, b) => a > b;
   rows.forEach((i, k) => {
-    const gx = nearest(cx, ax.coords[k]);
-    const gy = nearest(cy, ay.coords[k]);
+    const gx = near(ax, cx, ax.coords[k]);
+    const gy = near(ay, cy, ay.coords[k]);
     const v = hist.value[i];
     if (z[gy][gx] === null || better(v, z[gy][gx])) z[gy][gx] = v;
   });
@@ -293,39 +429,93 @@ export function contourPlot(el, hist, study, nx, ny) {
     ],
     layout({
       height: 420,
-      xaxis: axisLayout(nx, ax, cx),
-      yaxis: axisLayout(ny, ay, cy),
+      xaxis: axisLayout(nx, study.space[nx], ax, cx),
+      yaxis: axisLayout(ny, study.space[ny], ay, cy),
     }),
     rows.length,
   );
 }
 
-// Learning curves: finished trials thin and pale, running ones bold.
-export function curvesPlot(el, curves, metric) {
-  const traces = curves.map((c) => {
-    const running = c.state === "running";
+// A qualitative palette (Tableau 10): neighbouring trials get clearly different colours.
+const PALETTE = [
+  "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+  "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+];
+
+function curveStyle(c, best) {
+  if (c.state === "running") return { width: 3, opacity: 1, dash: "solid" };
+  if (best.has(c.number)) return { width: 3.5, opacity: 1, dash: "solid" };
+  return { width: 1.5, opacity: c.state === "complete" ? 0.55 : 0.35, dash: c.state === "pruned" ? "dot" : "solid" };
+}
+
+// Learning curves: one colour per trial, with a legend; running trials and the study's best
+// trials (`opts.best`, a Set of trial numbers) bold; pruned ones dotted. Hovering a curve
+// highlights it and fades the others.
+export async function curvesPlot(el, curves, metric, opts = {}) {
+  if (curves.length === 0 && opts.empty) return sayInstead(el, opts.empty);
+  const best = opts.best ?? new Set();
+  const ordered = [...curves].sort((a, b) => Number(best.has(b.number)) - Number(best.has(a.number)) || a.number - b.number);
+  const styles = ordered.map((c) => curveStyle(c, best));
+  const traces = ordered.map((c, k) => {
+    const tags = [best.has(c.number) ? "best" : null, c.state === "running" ? "running" : null, c.state === "pruned" ? "pruned" : null].filter(Boolean);
+    const color = c.state === "running" ? COLORS.running : PALETTE[c.number % PALETTE.length];
     return {
       type: scatterType(c.steps.length * curves.length),
       mode: c.steps.length > 1 ? "lines" : "markers",
-      name: `trial ${c.number}${running ? " (running)" : ""}`,
+      name: `${best.has(c.number) ? "★ " : ""}trial ${c.number}${tags.length ? ` (${tags.join(", ")})` : ""}`,
       x: c.steps,
       y: c.values,
-      showlegend: running,
-      line: { width: running ? 3 : 1, color: running ? COLORS.running : COLORS[c.state] },
-      opacity: running ? 1 : 0.35,
+      meta: c.number,
+      hovertemplate: `trial ${c.number}<br>step %{x}<br>${metric} %{y}<extra></extra>`,
+      line: { width: styles[k].width, color, dash: styles[k].dash },
+      marker: { color },
+      opacity: styles[k].opacity,
     };
   });
   const points = curves.reduce((n, c) => n + c.steps.length, 0);
-  return draw(
+  await draw(
     el,
     traces,
     layout({
-      xaxis: { title: { text: "step" } },
+      xaxis: integerAxis("step", curves.flatMap((c) => c.steps)),
       yaxis: { title: { text: metric } },
-      height: 420,
+      height: 460,
+      legend: { orientation: "v", x: 1.02, y: 1, font: { size: 11 } },
+      margin: { l: 60, r: 10, t: 20, b: 50 },
     }),
     points,
   );
+  highlightOnHover(el, styles);
+}
+
+// Hover: the curve under the pointer bold and opaque, the others faded; restored on leave.
+function highlightOnHover(el, styles) {
+  if (el.dataset.hoverBound) {
+    el.__curveStyles = styles;
+    return;
+  }
+  el.dataset.hoverBound = "true";
+  el.__curveStyles = styles;
+  const Plotly = window.Plotly;
+  el.on("plotly_hover", (event) => {
+    const k = event.points[0].curveNumber;
+    const n = el.data.length;
+    Plotly.restyle(
+      el,
+      {
+        opacity: Array.from({ length: n }, (_, i) => (i === k ? 1 : 0.12)),
+        "line.width": Array.from({ length: n }, (_, i) => (i === k ? 4 : el.__curveStyles[i].width)),
+      },
+    );
+    el.dataset.highlighted = String(el.data[k].meta);
+  });
+  el.on("plotly_unhover", () => {
+    Plotly.restyle(el, {
+      opacity: el.__curveStyles.map((s) => s.opacity),
+      "line.width": el.__curveStyles.map((s) => s.width),
+    });
+    delete el.dataset.highlighted;
+  });
 }
 
 export function trialCurvePlot(el, values, metric) {
@@ -342,7 +532,7 @@ export function trialCurvePlot(el, values, metric) {
     ],
     layout({
       height: 300,
-      xaxis: { title: { text: "step" } },
+      xaxis: integerAxis("step", values.map((v) => v.step)),
       yaxis: { title: { text: metric } },
     }),
     values.length,
@@ -350,8 +540,14 @@ export function trialCurvePlot(el, values, metric) {
 }
 
 function coord(axis, value) {
+  if (!present(value)) return null; // a conditional parameter the trial did not use
   if (axis.kind === "categorical") return String(value);
   return value;
+}
+
+// Log-axis ticks over a GP view axis's grid (a few hundred points at most).
+function gpLogTicks(axis) {
+  return logAxisTicks(Math.min(...axis.values), Math.max(...axis.values));
 }
 
 // The GP view along one parameter: mean with a +-2 std band, observations, pending points
@@ -419,7 +615,7 @@ export function gpCurvePlot(el, view, metric) {
     });
   }
   const xaxis = { title: { text: x.name }, type: x.kind === "categorical" ? "category" : undefined };
-  if (x.log) xaxis.type = "log";
+  if (x.log) Object.assign(xaxis, { type: "log", ...gpLogTicks(x) });
   return draw(
     el,
     traces,
@@ -479,6 +675,7 @@ export function gpSurfacePlot(el, view) {
   const axis = (a) => ({
     title: { text: a.name },
     type: a.kind === "categorical" ? "category" : a.log ? "log" : undefined,
+    ...(a.log ? gpLogTicks(a) : {}),
   });
   return draw(
     el,
@@ -565,7 +762,7 @@ export function predictionPlot(el, hist, metric) {
     ],
     layout({
       height: 320,
-      xaxis: { title: { text: "trial" } },
+      xaxis: integerAxis("trial", rows.map((i) => hist.number[i])),
       yaxis: { title: { text: metric } },
     }),
     rows.length,

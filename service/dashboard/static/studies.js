@@ -7,6 +7,12 @@ import { badge, errorText, finishedCount, fmt, h, notice, progress, replace, tab
 const REFRESH_MS = 3000;
 const PAGE = 100;
 
+// A study that ended because its trials failed (all of them, or too many in a row) is shown
+// as failed with its reason, not as a study that finished its budget.
+export function endedByFailures(study) {
+  return study.stop_kind === "all_failed" || study.stop_kind === "failures";
+}
+
 export function perHour(study) {
   const end = study.finished_at ? Date.parse(study.finished_at) : Date.now();
   const hours = (end - Date.parse(study.created_at)) / 3.6e6;
@@ -44,6 +50,7 @@ function row(study, refresh, message) {
   const best = study.best
     ? h("a", { href: `/trials/${study.best.trial_id}` }, fmt(study.best.value))
     : "—";
+  const failed = endedByFailures(study);
   return h(
     "tr",
     { dataset: { study: study.id } },
@@ -51,15 +58,23 @@ function row(study, refresh, message) {
     h(
       "td",
       {},
-      badge(study.state),
+      failed ? badge("failed") : badge(study.state),
+      failed
+        ? h("div", { class: "failing small stop-reason", title: study.stop_reason ?? "" },
+            study.stop_reason ?? "its trials failed")
+        : null,
       study.suggest_error
         ? h("div", { class: "failing small", title: study.suggest_error }, "suggestions failing")
         : null,
     ),
     h("td", {}, study.objective, h("div", { class: "muted small" }, study.strategy.name)),
-    h("td", { class: "wide" }, progress(finishedCount(study), study.budget.max_trials)),
+    h(
+      "td",
+      { class: failed ? "wide progress-failed" : "wide" },
+      progress(finishedCount(study), study.budget.max_trials),
+    ),
     h("td", { class: "num" }, best, h("div", { class: "muted small" }, study.direction)),
-    h("td", { class: "num" }, fmt(perHour(study), 3)),
+    h("td", { class: "num" }, failed ? "—" : fmt(perHour(study), 3)),
     h("td", { class: "num" }, study.counts.running ?? 0),
     h("td", {}, studyActions(study, refresh, message)),
   );

@@ -5,13 +5,16 @@
 
 import { del, followStudy, get } from "./api.js";
 import { gpView } from "./gpview.js";
+import { notesCard } from "./notes.js";
 import { paramsView } from "./paramsview.js";
-import { curvesPlot, historyPlot, loadPlotly } from "./plots.js";
+import { paretoTab, paretoView } from "./paretoview.js";
+import { curvesPlot, historyPlot, loadPlotly, nothingToPlot } from "./plots.js";
 import { perHour, studyActions } from "./studies.js";
 import { trialsTable } from "./trialstable.js";
 import { badge, errorText, finishedCount, fmt, h, notice, progress, replace, throttle } from "./ui.js";
 
 const HISTORY_POINTS = 1000;
+const BEST_CURVES = 3;
 const RESYNC_MS = 15000;
 const TABS = [
   ["overview", "Overview"],
@@ -97,6 +100,56 @@ function deleteButton(study, message) {
   );
 }
 
+function allFailed(study) {
+  const failed = study.counts.failed ?? 0;
+  return failed > 0 && failed === finishedCount(study);
+}
+
+function allFailedText(study, error) {
+  const n = study.counts.failed;
+  const all = n === 1 ? "The only finished trial" : `All ${n} finished trials`;
+  return h(
+    "span",
+    { id: "all-failed" },
+    `${all} failed: no result yet. `,
+    error ? ["Latest error: ", h("code", {}, error)] : "",
+  );
+}
+
+// The latest failed trial's error, for the all-failed notice (null when none failed).
+async function latestError(studyId) {
+  const page = await get(`/studies/${studyId}/trials`, { state: "failed", limit: 1, order: "number", descending: true });
+  return page.data[0]?.error ?? null;
+}
+
+// The numbers of the study's best complete trials (emphasised among the learning curves).
+function bestNumbers(hist, n) {
+  const sign = hist.direction === "minimize" ? 1 : -1;
+  const rows = hist.number
+    .map((num, i) => ({ num, v: hist.value[i], state: hist.state[i] }))
+    .filter((r) => r.state === "complete" && r.v !== null)
+    .sort((a, b) => sign * (a.v - b.v));
+  return new Set(rows.slice(0, n).map((r) => r.num));
+}
+
+// The history card's "log y" switch: off, and disabled with the reason, while any value is <= 0.
+function logToggle(ctx, redraw) {
+  const box = h("input", { type: "checkbox", id: "history-logy" });
+  box.addEventListener("change", () => {
+    ctx.logY = box.checked;
+    redraw();
+  });
+  return {
+    el: h("label", { class: "muted small toggle" }, box, " log scale"),
+    update() {
+      const nonPositive = ctx.hist.value.some((v) => v !== null && v <= 0);
+      box.disabled = nonPositive;
+      box.title = nonPositive ? "Some values are 0 or negative: a log scale cannot show them." : "";
+      if (nonPositive) box.checked = ctx.logY = false;
+    },
+  };
+}
+
 function header(ctx, refresh) {
   const { study } = ctx;
   const message = h("div");
@@ -138,6 +191,7 @@ function header(ctx, refresh) {
       stat("queued", study.counts.queued ?? 0),
       stat("pruned / failed", `${study.counts.pruned ?? 0} / ${study.counts.failed ?? 0}`),
     ),
+    allFailed(study) ? notice(allFailedText(study, ctx.lastError), "error") : null,
     study.stop_reason ? notice(`Stopped: ${study.stop_reason}`) : null,
     study.suggest_error
       ? notice(
@@ -167,14 +221,20 @@ function curvesView(ctx) {
       "section",
       { class: "card", id: "curves-view" },
       h("h2", {}, "Learning curves"),
-      h("p", { class: "muted small" }, "Intermediate values of running trials (bold, live) and of the latest 200 others."),
+      h(
+        "p",
+        { class: "muted small" },
+        `Intermediate values of running trials (live) and of the latest 200 others; the ${BEST_CURVES} best trials bold (★), pruned ones dotted. Hover a curve to pick it out; click a legend entry to hide it.`,
+      ),
       note,
       plot,
     ),
     async draw() {
       const data = await get(`/studies/${ctx.study.id}/curves`, { limit: 200 });
-      replace(note, data.data.length ? [] : notice("No trial has reported an intermediate value yet."));
-      await curvesPlot(plot, data.data, ctx.study.metric);
+      const empty = finishedCount(ctx.study) + (ctx.study.counts.running ?? 0) === 0 || allFailed(ctx.study)
+        ? nothingToPlot(ctx.study.counts)
+        : "No trial has reported an intermediate value yet.";
+      await curvesPlot(plot, data.data, ctx.study.metric, { best: bestNumbers(ctx.hist, BEST_CURVES), empty });
     },
   };
 }
@@ -194,26 +254,48 @@ export async function render(main, studyId) {
   const headSlot = h("div");
   const refreshHead = async () => {
     ctx.study = await get(`/studies/${studyId}`);
+    await showHead();
+  };
+  let errorsSeen = -1;
+  const showHead = async () => {
+    if (allFailed(ctx.study) && ctx.study.counts.failed !== errorsSeen) {
+      errorsSeen = ctx.study.counts.failed;
+      ctx.lastError = await latestError(studyId).catch(() => null);
+    }
     replace(headSlot, header(ctx, refreshHead));
   };
-  replace(headSlot, header(ctx, refreshHead));
+  await showHead();
 
   const historyEl = h("div", { class: "plot", id: "history-plot" });
   const trials = trialsTable(ctx.study);
+  const notes = notesCard(ctx);
+  const drawHistory = () => {
+    logY.update();
+    return historyPlot(historyEl, ctx.hist, ctx.study.metric, { logY: ctx.logY, empty: nothingToPlot(ctx.study.counts) });
+  };
+  const logY = logToggle(ctx, drawHistory);
   const views = {
     overview: {
       el: h(
         "div",
         {},
-        h("section", { class: "card" }, h("h2", {}, "Optimization history"), historyEl),
+        notes.el,
+        h(
+          "section",
+          { class: "card" },
+          h("div", { class: "card-head" }, h("h2", {}, "Optimization history"), logY.el),
+          historyEl,
+        ),
         h("section", { class: "card" }, h("h2", {}, "Trials"), trials.el),
       ),
-      draw: () => historyPlot(historyEl, ctx.hist, ctx.study.metric),
+      draw: drawHistory,
     },
     params: paramsView(ctx),
     gp: gpView(ctx),
     curves: curvesView(ctx),
   };
+  const tabs = [...TABS, paretoTab(ctx.study)].filter(Boolean);
+  if (paretoTab(ctx.study)) views.pareto = paretoView(ctx);
   const drawn = new Set();
   const tabBar = h("nav", { class: "tabs", role: "tablist" });
   const panels = h("div", {}, Object.entries(views).map(([key, v]) => h("div", { class: "panel", dataset: { tab: key } }, v.el)));
@@ -223,7 +305,7 @@ export async function render(main, studyId) {
     active = key;
     replace(
       tabBar,
-      TABS.map(([k, label]) => h("a", { href: `#${k}`, role: "tab", class: k === key ? "tab active" : "tab", dataset: { tab: k } }, label)),
+      tabs.map(([k, label]) => h("a", { href: `#${k}`, role: "tab", class: k === key ? "tab active" : "tab", dataset: { tab: k } }, label)),
     );
     for (const panel of panels.children) panel.hidden = panel.dataset.tab !== key;
     const full = !drawn.has(key);
@@ -235,7 +317,7 @@ export async function render(main, studyId) {
     }
   }
 
-  const tabFromHash = () => (TABS.some(([k]) => `#${k}` === window.location.hash) ? window.location.hash.slice(1) : "overview");
+  const tabFromHash = () => (tabs.some(([k]) => `#${k}` === window.location.hash) ? window.location.hash.slice(1) : "overview");
   window.addEventListener("hashchange", () => show(tabFromHash()));
   replace(main, headSlot, tabBar, panels);
 
@@ -247,7 +329,8 @@ export async function render(main, studyId) {
       if (event === "study") {
         ctx.study = data;
         trials.setStudy(data);
-        replace(headSlot, header(ctx, refreshHead));
+        notes.update();
+        showHead();
       } else if (event === "trial") {
         merge(ctx.hist, data);
         dirty = true;

@@ -26,13 +26,45 @@ function artifactTile(artifact) {
   blobUrl(artifact.url)
     .then((url) => {
       if (isImage) {
-        replace(body, h("img", { src: url, alt: artifact.name, loading: "lazy" }));
+        replace(
+          body,
+          h(
+            "button",
+            { class: "zoom", title: "enlarge", "aria-label": `enlarge ${artifact.name}`, onclick: () => openLightbox(url, artifact.name) },
+            h("img", { src: url, alt: artifact.name, loading: "lazy" }),
+          ),
+        );
       } else {
         replace(body, h("a", { href: url, download: artifact.name.split("/").pop(), class: "btn btn-small" }, "Download"));
       }
     })
     .catch((error) => replace(body, notice(errorText(error), "error")));
   return tile;
+}
+
+// The image at `url` enlarged over the page; Escape, a click anywhere or the close button
+// closes it and gives the focus back.
+function openLightbox(url, caption) {
+  const back = document.activeElement;
+  const close = () => {
+    document.removeEventListener("keydown", onKey);
+    overlay.remove();
+    back?.focus?.();
+  };
+  const onKey = (event) => {
+    if (event.key === "Escape") close();
+  };
+  const closeButton = h("button", { class: "lightbox-close", "aria-label": "close" }, "×");
+  const overlay = h(
+    "div",
+    { class: "lightbox", id: "lightbox", role: "dialog", "aria-modal": "true", "aria-label": caption, onclick: close },
+    h("img", { src: url, alt: caption }),
+    h("div", { class: "lightbox-caption" }, caption, h("span", { class: "muted" }, " · Esc or click to close")),
+    closeButton,
+  );
+  document.addEventListener("keydown", onKey);
+  document.body.append(overlay);
+  closeButton.focus();
 }
 
 function suggestionInfo(trial) {
