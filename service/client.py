@@ -525,7 +525,9 @@ class Client:
 
     def fail(self, trial: TrialLeased, reason: str, *, infeasible: bool = False) -> TrialPublic:
         """Fails the trial; `infeasible`: its configuration cannot run (out of memory)."""
-        body: dict[str, Any] = {"lease_token": trial.lease_token, "reason": reason[:4000]}
+        # A trainer's message may hold NUL characters, which the server refuses (text columns).
+        text = reason.replace("\x00", "\\x00")[:4000]
+        body: dict[str, Any] = {"lease_token": trial.lease_token, "reason": text}
         if infeasible:
             body["infeasible"] = True
         return self._post(f"/trials/{trial.id}/fail", TrialPublic, body)

@@ -92,7 +92,7 @@ def _check_step(step: float | None, info: ValidationInfo, *, integer: bool) -> N
             f"high - low ({high - low}) must be a multiple of step ({step}); "
             f"e.g. high={low + math.floor(steps) * step:.12g}"
         )
-    if steps > MAX_GRID:
+    if steps > MAX_GRID and not (integer and step == 1):  # plain ints keep the +-2^53 range
         raise ValueError(f"step gives {steps:.3g} grid points; at most {MAX_GRID} are allowed")
 
 

@@ -109,6 +109,16 @@ def _finite(value: float) -> float:
 
 MAX_METRICS = 100
 FiniteFloat = Annotated[float, AfterValidator(_finite)]
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters (\\x00): text columns cannot store them")
+    return text
+
+
+# Free-form text stored in a text column: PostgreSQL refuses NUL characters in them.
+Text = Annotated[str, AfterValidator(_no_nul)]
 Metrics = dict[Annotated[str, Field(min_length=1, max_length=200)], FiniteFloat]
 """Named final metrics of a trial (what `constraints` bound), finite numbers only."""
 
@@ -185,7 +195,7 @@ class StudyUpdate(_Request):
     replaces the study's notes (markdown, at most `MAX_NOTES_CHARS` characters)."""
 
     budget: BudgetUpdate | None = None
-    notes: str | None = Field(default=None, max_length=MAX_NOTES_CHARS)
+    notes: Text | None = Field(default=None, max_length=MAX_NOTES_CHARS)
 
     @model_validator(mode="after")
     def _changes_something(self) -> StudyUpdate:
@@ -287,14 +297,14 @@ class DatasetRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: Text = Field(min_length=1, max_length=100)
     source: DatasetSource
-    location: str = Field(max_length=1000)
+    location: Text = Field(max_length=1000)
     n_train: int = Field(ge=0, le=2**31 - 1)
     n_val: int = Field(ge=0, le=2**31 - 1)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    fallback_for: str | None = Field(default=None, max_length=100)
-    reason: str | None = Field(default=None, max_length=1000)
+    fallback_for: Text | None = Field(default=None, max_length=100)
+    reason: Text | None = Field(default=None, max_length=1000)
 
 
 class StudyDataset(DatasetRecord):
@@ -393,7 +403,7 @@ class CompleteCreate(LeaseBody):
 
 
 class FailCreate(LeaseBody):
-    reason: str = Field(min_length=1, max_length=4000)
+    reason: Text = Field(min_length=1, max_length=4000)
     infeasible: bool = Field(
         default=False,
         description="The configuration cannot run (out of memory, over a limit): the study "
@@ -518,7 +528,7 @@ class WorkersPublic(BaseModel):
 
 
 class TokenCreate(_Request):
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     role: Role
 
 

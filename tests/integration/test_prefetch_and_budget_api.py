@@ -95,7 +95,9 @@ def test_patch_below_the_trial_count_is_422_naming_the_field(api: TestClient) ->
     study = _used_budget(api)
     response = api.patch(f"{P}/studies/{study}", json={"budget": {"max_trials": 1}})
     assert response.status_code == 422, response.text
-    assert "budget.max_trials" in response.text and "already has 2 trials" in response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "budget", "max_trials"], error
+    assert "already has 2 trials" in error["msg"]
     assert api.get(f"{P}/studies/{study}").json()["budget"]["max_trials"] == 2
 
 

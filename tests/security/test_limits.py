@@ -257,3 +257,20 @@ def test_insights_never_fail_on_extreme_finite_values(http: TestClient) -> None:
     for view in ("model?param=x", "model?param=x&param2=c", "history", "importance", "curves"):
         response = http.get(f"{P}/studies/{study_id}/{view}")
         assert response.status_code == 200, (view, response.text)
+
+
+def test_text_with_nul_characters_is_a_422_naming_the_field(
+    http: TestClient, seeded: Seeded
+) -> None:
+    """PostgreSQL text columns cannot store NUL: each free-form text field refuses it."""
+    trial_id, token = next(iter(seeded.running.items()))
+    for method, path, body, field in (
+        ("PATCH", f"{P}/studies/{seeded.study_id}", {"notes": "a\x00b"}, "notes"),
+        ("POST", f"{P}/trials/{trial_id}/fail", {"lease_token": token, "reason": "\x00"},
+         "reason"),
+        ("POST", f"{P}/tokens", {"name": "t\x00", "role": "viewer"}, "name"),
+    ):
+        response = http.request(method, path, json=body)
+        assert response.status_code == 422, (path, response.text)
+        assert field in _fields(response) and "NUL" in _fields(response)
+    assert http.get(f"{P}/trials/{trial_id}").json()["state"] == "running"
