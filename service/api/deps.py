@@ -19,6 +19,7 @@ from service.core.artifacts import ArtifactFiles
 from service.core.lifecycle import TrialLifecycle
 from service.core.owners import check_owner
 from service.core.scheduling import Scheduler
+from service.core.workers import WorkerIdClaims
 from service.domain import Principal, Role
 from service.errors import Forbidden, Unauthorized
 from service.store import repository as repo
@@ -61,6 +62,11 @@ class ServiceContext:
     artifacts: ArtifactFiles
     streams: StreamSlots
     principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(0.0))
+    worker_ids: WorkerIdClaims = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Worker ids confirmed for a token are remembered as long as verified tokens are.
+        self.worker_ids = WorkerIdClaims(self.db, self.principals.ttl)
 
 
 def get_context(request: Request) -> ServiceContext:

@@ -12,7 +12,6 @@ from service.api.deps import ContextDep, Reader, WorkerRole
 from service.api.errors import CONFLICT, ERROR_RESPONSES, NOT_FOUND
 from service.api.views import trial_leased, worker_public
 from service.core.scheduling import Lease
-from service.core.workers import claim_worker_id
 from service.records import WorkerInfo
 from service.schemas import LeasePublic, LeaseRequest, WorkersPublic
 from service.store import repository as repo
@@ -54,7 +53,7 @@ async def lease(
     info = body or LeaseRequest()
 
     def complete_then_lease() -> Lease | None:
-        claim_worker_id(ctx.db, worker_id, principal)
+        ctx.worker_ids.claim(worker_id, principal)
         if info.complete is not None:
             done = info.complete
             ctx.lifecycle.complete(

@@ -44,7 +44,7 @@ from service.core.suggesting import (
 )
 from service.domain import StudyState, TrialState
 from service.errors import Conflict
-from service.records import WorkerInfo
+from service.records import StudyTally, WorkerInfo
 from service.specs import StrategyName
 from service.store import reader
 from service.store import repository as repo
@@ -294,24 +294,38 @@ class Scheduler:
             return None
         if not _model_free(study):
             return _Needs(study.id)
-        created = self._suggest_inline(session, study, 1, worker_id=worker.id, now=now)
+        created = self._suggest_inline(session, study, 1, worker=worker, now=now, tally=tally)
         if not created:
             return None
         return Lease(created[0], study)
 
     def _suggest_inline(
-        self, session: Session, study: Study, count: int, *, worker_id: str | None, now: datetime
+        self,
+        session: Session,
+        study: Study,
+        count: int,
+        *,
+        worker: Worker | None,
+        now: datetime,
+        tally: StudyTally | None = None,
     ) -> list[Trial]:
         """Random and Sobol suggestions, computed under the study's lock (they cost
-        microseconds, and the lease stays one transaction), started for the worker (None:
-        an ask/tell client) as far as `max_parallel` allows. Raises SuggestionFailed when the
-        study's input cannot be read or the strategy fails."""
-        computed = compute(read_input_locked(session, study, count))
-        created = store(session, study, computed, count) or []
+        microseconds, and the lease stays one transaction), started for `worker` (None: an
+        ask/tell client) as far as `max_parallel` allows; `tally`: read under that lock
+        already (a lease's). Raises SuggestionFailed when the study's input cannot be read
+        or the strategy fails."""
+        computed = compute(read_input_locked(session, study, count, tally=tally))
+        created = store(session, study, computed, count, locked_input=tally is not None) or []
         if not created:
             maybe_finish(session, study)
             return []
-        self._start_within_room(session, study, created, _Start(worker_id), now)
+        running = reader.study_tally(session, study.id).running if tally is None else tally.running
+        room = int(study.budget.get("max_parallel", 1)) - running
+        for trial in created[: max(room, 0)]:
+            machine.start(
+                session, trial, worker=worker, lease_seconds=self.policy.lease_seconds, now=now
+            )
+        session.flush()
         return [t for t in created if t.state == TrialState.RUNNING]
 
     def _queued(self, study_id: int) -> bool:
@@ -446,7 +460,7 @@ class Scheduler:
             elif left > 0 and _model_free(study):
                 try:
                     with session.begin_nested():
-                        out += self._suggest_inline(session, study, left, worker_id=None, now=now)
+                        out += self._suggest_inline(session, study, left, worker=None, now=now)
                 except SuggestionFailed as exc:
                     set_aside(session, study, str(exc), now)
                 left = 0

@@ -160,11 +160,13 @@ def suggest_input(
     return StudyInput(study.id, request, n_trials, number, tally)
 
 
-def read_input_locked(session: Session, study: Study, count: int) -> StudyInput:
-    """`read_input` for a study whose row the caller holds locked (inside its transaction);
-    raises SuggestionFailed as `read_input` does."""
+def read_input_locked(
+    session: Session, study: Study, count: int, *, tally: StudyTally | None = None
+) -> StudyInput:
+    """`read_input` for a study whose row the caller holds locked (inside its transaction;
+    `tally`: read under that lock already); raises SuggestionFailed as `read_input` does."""
     try:
-        return suggest_input(session, study, count)
+        return suggest_input(session, study, count, tally=tally)
     except OperationalError:
         raise
     except Exception as exc:
@@ -235,17 +237,20 @@ def _keys_added_since(session: Session, given: StudyInput) -> set[tuple[Any, ...
     return {space.key(p) for p in added}
 
 
-def store(session: Session, study: Study, computed: Computed, count: int) -> list[Trial] | None:
+def store(
+    session: Session, study: Study, computed: Computed, count: int, *, locked_input: bool = False
+) -> list[Trial] | None:
     """The suggestions as up to `count` QUEUED trials of `study`, whose row the caller has
     locked and found running. Respects the budget (never more trials than `max_trials`).
 
     Returns None when the study's trials changed since the input was read and a suggestion
     now repeats a configuration in use: the caller computes again. An empty list means the
-    budget is used up or a stopping rule ended the study.
+    budget is used up or a stopping rule ended the study. `locked_input`: the input was read
+    under the same lock in this transaction, so its tally is still the study's.
     """
     given, result = computed.given, computed.result
     request = given.request
-    tally = reader.study_tally(session, study.id)
+    tally = given.tally if locked_input else reader.study_tally(session, study.id)
     count = min(count, int(study.budget["max_trials"]) - tally.total, len(result.suggestions))
     if count <= 0:
         return []
