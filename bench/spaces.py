@@ -44,8 +44,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from service.optimizer import Observation, StrategySpec, SuggestRequest, get_strategy
-from service.optimizer.peers import optuna_distributions
-from service.params import FixedParam
+from service.optimizer.peers import optuna_distributions, suggest_by_run
 from service.space import SearchSpace
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -256,26 +255,9 @@ def run_ours(problem: Problem, strategy: str, seed: int) -> list[float]:
 
 
 def _define_by_run(trial: Any, space: SearchSpace, dists: dict[str, Any]) -> dict[str, Any]:
-    """Suggests the active parameters only, parents first: how Optuna users write a
-    conditional space."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution
-
-    config: dict[str, Any] = {}
-    for name in space.order:
-        p = space.params[name]
-        if not space.is_active(name, config):
-            continue
-        if isinstance(p, FixedParam):
-            config[name] = p.value
-            continue
-        d = dists[name]
-        if isinstance(d, CategoricalDistribution):
-            config[name] = trial.suggest_categorical(name, d.choices)
-        elif isinstance(d, FloatDistribution):
-            config[name] = trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
-        else:
-            config[name] = trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
-    return space.validate(config)
+    """The active parameters only, parents first: how Optuna users write a conditional
+    space."""
+    return space.validate(suggest_by_run(trial, space, dists))
 
 
 def run_optuna(problem: Problem, strategy: str, seed: int) -> list[float]:

@@ -185,10 +185,16 @@ class SkoptStrategy:
 
 
 def _ask_by_run(study: Any, space: SearchSpace, dists: dict[str, Any]) -> dict[str, Any]:
-    """One define-by-run trial: each parameter, parents first, asked only while active."""
+    """One define-by-run trial of `study`."""
+    config = suggest_by_run(study.ask(), space, dists)
+    return {n: config[n] for n in space.names if n in config}
+
+
+def suggest_by_run(trial: Any, space: SearchSpace, dists: dict[str, Any]) -> dict[str, Any]:
+    """Asks an Optuna `trial` for each parameter, parents first, only while it is active: how
+    Optuna users write a conditional space (define-by-run)."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-    trial = study.ask()
     config: dict[str, Any] = {}
     for name in space.order:
         p = space.params[name]
@@ -204,7 +210,7 @@ def _ask_by_run(study: Any, space: SearchSpace, dists: dict[str, Any]) -> dict[s
             config[name] = trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
         else:
             config[name] = trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
-    return {n: config[n] for n in space.names if n in config}
+    return config
 
 
 def _with_prior(request: SuggestRequest) -> SuggestRequest:
