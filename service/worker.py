@@ -40,6 +40,7 @@ import random
 import shutil
 import signal
 import socket
+import tempfile
 import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -227,8 +228,7 @@ class Worker:
         trial = lease.trial
         tag = _label(trial)
         log.info("worker %s: starting %s with %s", self.options.worker_id, tag, trial.params)
-        artifact_dir = self.options.artifact_root / str(trial.study_id) / str(trial.id)
-        shutil.rmtree(artifact_dir, ignore_errors=True)  # only what this run writes is uploaded
+        artifact_dir = self._fresh_artifact_dir(trial)
         lost = False
         pruned = False
         last: list[float] = []
@@ -264,16 +264,20 @@ class Worker:
             threads=self.options.threads,
         )
         beat_every = max(lease.lease_seconds / 4, 0.05)
-        with self.client.keep_alive(trial, beat_every) as lease_lost:
-            kind, payload = self._train(lease, ctx)
-            lost = lost or lease_lost.is_set()
-        if lost:
-            log.warning(
-                "worker %s: lost the lease on %s; dropping its result", self.options.worker_id, tag
-            )
-            return None
-        self._upload_artifacts(trial, artifact_dir)
-        shutil.rmtree(artifact_dir, ignore_errors=True)
+        try:
+            with self.client.keep_alive(trial, beat_every) as lease_lost:
+                kind, payload = self._train(lease, ctx)
+                lost = lost or lease_lost.is_set()
+            if lost:
+                log.warning(
+                    "worker %s: lost the lease on %s; dropping its result",
+                    self.options.worker_id,
+                    tag,
+                )
+                return None
+            self._upload_artifacts(trial, artifact_dir)
+        finally:
+            shutil.rmtree(artifact_dir, ignore_errors=True)
         if pruned:
             log.info("worker %s: %s pruned", self.options.worker_id, tag)
             return None
@@ -325,6 +329,14 @@ class Worker:
             log.exception("trainer raised")
             return "fail", f"{name}: {exc}"
         return "value", value
+
+    def _fresh_artifact_dir(self, trial: TrialLeased) -> Path:
+        """An empty folder of this run alone: workers of other servers (or of another database
+        on this one) share the artifact root and reuse study and trial numbers, so a fixed
+        `root/study/trial` path let one worker delete or upload another's files."""
+        root = self.options.artifact_root
+        root.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"study-{trial.study_id}-trial-{trial.id}-", dir=root))
 
     def _upload_artifacts(self, trial: TrialLeased, folder: Path) -> None:
         """Uploads what the trainer wrote, under the trial's lease (before it is completed)."""

@@ -114,6 +114,52 @@ def test_remote_worker_survives_a_server_restart(
     assert group.proc.wait(timeout=30) == 0
 
 
+def test_workers_of_two_servers_sharing_an_artifact_root_keep_their_own_files(
+    tmp_path: Path, start_server: StartServer, start_workers: StartWorkers
+) -> None:
+    """Two servers with fresh databases both number their first study and trial 1. Their
+    workers share the default artifact root on this machine; the second must neither delete
+    the first's files mid-trial nor upload them as its own."""
+    shared_root = str(tmp_path / "shared-artifacts")
+    servers = [
+        start_server(database_url=f"sqlite:///{tmp_path / name}") for name in ("a.db", "b.db")
+    ]
+    clients = [server.client() for server in servers]
+    studies = [
+        client.create_study(
+            {
+                "name": "artifacts",
+                "objective": "synthetic",
+                "objective_args": {"steps": steps, "step_seconds": 0.5, "record_env": True},
+                "strategy": {"name": "random"},
+                "budget": {"max_trials": 1},
+            }
+        )
+        for client, steps in zip(clients, (8, 1), strict=True)
+    ]
+    assert [s.id for s in studies] == [1, 1]
+    env = ["--cpu-workers", "1", "--max-trials", "1", "--artifact-root", shared_root]
+    start_workers(servers[0], *env)
+
+    def reporting() -> bool:
+        trials = clients[0].trials(studies[0].id)
+        return bool(trials) and trials[0].step is not None
+
+    wait_until(reporting, timeout=120, what="the first server's trial to report")
+    start_workers(servers[1], *env)  # its trial 1 starts while the first one's is running
+    for client, study, server in zip(clients, studies, servers, strict=True):
+        wait_until(
+            lambda c=client, s=study: c.get_study(s.id).state == "done",
+            timeout=120,
+            interval=0.5,
+            what="both studies to finish",
+            detail=server.log_tail,
+        )
+        (trial,) = client.trials(study.id)
+        assert trial.state == "complete", trial.error
+        assert [a.name for a in client.trial(trial.id).artifacts] == ["env.txt"]
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("ray") is None, reason="ray is not installed (tunesmith[ray])"
 )
