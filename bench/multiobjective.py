@@ -25,7 +25,11 @@ infeasible trials (violations plus out-of-memory).
     python bench/multiobjective.py --seeds 10         # the full set
 
 Each run is a JSON line in bench/results/multiobjective_runs.jsonl (a rerun skips the runs
-the file holds); the tables go to bench/results/multiobjective.md.
+the file holds); the tables go to bench/results/multiobjective.md. `--runs NAME` keeps a
+separate set instead (bench/results/NAME_runs.jsonl and NAME.md), for example more seeds of
+the constrained problems:
+
+    python bench/multiobjective.py --quick --only constrained --seeds 20 --runs constrained20
 """
 
 from __future__ import annotations
@@ -524,7 +528,12 @@ def main() -> None:
     parser.add_argument("--only", choices=["multi", "constrained"], default=None)
     parser.add_argument("--report", action="store_true", help="only write the report")
     parser.add_argument("--problem", action="append", help="only these problems (repeatable)")
+    parser.add_argument(
+        "--runs", default="multiobjective", help="results/NAME_runs.jsonl and results/NAME.md"
+    )
     args = parser.parse_args()
+    global RUNS, REPORT
+    RUNS, REPORT = RESULTS / f"{args.runs}_runs.jsonl", RESULTS / f"{args.runs}.md"
     command = "python bench/multiobjective.py " + " ".join(sys.argv[1:])
     if not args.report:
         multi_budget, cons_budget = (24, 25) if args.quick else (50, 40)

@@ -16,9 +16,13 @@ Rules:
   next suggestion (same observations, pending points, warm-start prior, stored fit and
   refit schedule, subsampling and seed). The band is the posterior mean +- 2 std without
   pending points, mapped back through the output warp; the acquisition is computed the way
-  the scheduler would compute it now (variance reduced by pending points, incumbent raised
-  to their predicted means). Studies of any strategy get a view (a diagnostic surrogate; a
-  warning says so for non-`gp` studies). Fewer than `MIN_GP_OBSERVATIONS` finite values
+  the scheduler would compute it now (variance reduced by pending points, incumbent the best
+  feasible value raised to their predicted means, and with constraints or infeasible
+  failures weighted by the feasibility model as the strategy weights it). Other parameters
+  are held at the incumbent: the best complete trial that is not infeasible. With a
+  feasibility model, `feasibility` is its probability feasible over the same slice (None
+  otherwise). Studies of any strategy get a view (a diagnostic surrogate; a warning says so
+  for non-`gp` studies). Fewer than `MIN_GP_OBSERVATIONS` finite values
   raise Conflict (HTTP 409).
 - Importance: permutation importance of a random forest fitted on the ranks of the finite
   values of finished trials (ranks keep an exploding loss from dominating), on at most
@@ -42,7 +46,11 @@ from service.core.suggesting import infeasible_failure, suggest_input
 from service.domain import OPEN_STATES, Direction, TrialState
 from service.errors import Conflict, InvalidRequest
 from service.optimizer.acquisition import Acquisition
-from service.optimizer.feasibility import FeasibilityModel, fit_feasibility
+from service.optimizer.feasibility import (
+    FeasibilityModel,
+    feasible_incumbent,
+    fit_feasibility,
+)
 from service.optimizer.gp_strategy import GPStrategy
 from service.optimizer.model import StudyModel, build_model, observed_value
 from service.params import CategoricalParam, FixedParam, FloatParam, IntParam
@@ -128,7 +136,12 @@ class ModelCurve(BaseModel):
     std: list[float]
     lower: list[float]
     upper: list[float]
-    acquisition: list[float]
+    acquisition: list[float] = Field(
+        description="The acquisition as the strategy would use it now: pending points "
+        "reduce the variance, and with a feasibility model it is weighted as the strategy "
+        "weights it: EI and PI times the weight (the probability feasible, and near 0 where "
+        "that is below one half), UCB plus the weight's log."
+    )
     feasibility: list[float] | None = Field(
         default=None,
         description="The modelled probability that a configuration is feasible (constraints, "
@@ -295,6 +308,8 @@ class _View:
     observed: list[TrialRecord]
     pending: list[TrialRecord]
     feasibility: FeasibilityModel | None
+    best: float
+    """The incumbent the strategy's acquisition improves on (`feasible_incumbent`)."""
 
 
 def _study_view(session: Session, study: Study) -> _View:
@@ -321,6 +336,7 @@ def _study_view(session: Session, study: Study) -> _View:
         observed=[finished[i] for i in sorted(model.data.rows.tolist())],
         pending=[r for r in records if r.state in OPEN_STATES],
         feasibility=fit_feasibility(request),
+        best=feasible_incumbent(model, request),
     )
 
 
@@ -402,8 +418,11 @@ def model_view(
     incumbent_value = 0.0
     for r in view.observed:
         value = _finite(r.value)
-        if r.state == TrialState.COMPLETE and value is not None and (
-            incumbent is None or direction.better(value, incumbent_value)
+        if (
+            r.state == TrialState.COMPLETE
+            and r.feasible is not False
+            and value is not None
+            and (incumbent is None or direction.better(value, incumbent_value))
         ):
             incumbent, incumbent_value = r, value
     base = (
@@ -412,7 +431,7 @@ def model_view(
         else space.decode(model.data.X[int(np.argmax(model.data.y))])
     )
     name = _choose_acquisition(spec, [*view.observed, *view.pending], acquisition)
-    acq = Acquisition(AcquisitionName(name), beta=spec.beta, xi=spec.xi, best=model.best)
+    acq = Acquisition(AcquisitionName(name), beta=spec.beta, xi=spec.xi, best=view.best)
     ys = y_axis.values if y_axis is not None else [None]
     configs = [
         {**base, param: xv, **({} if y_axis is None else {y_axis.name: yv})}
@@ -423,6 +442,16 @@ def model_view(
     mean_std, std_std = model.surrogate.predict(Xq)
     _, std_pending = model.with_pending.predict(Xq)
     acq_values = acq.value(mean_std, std_pending)
+    feasible = None
+    if view.feasibility is not None:
+        feasible = view.feasibility.probability(Xq)
+        # As the strategy weighs it (maximize.py adds the log weight to the maximized form:
+        # log EI, log PI, UCB itself): times P, barred steeply where P < DELTA.
+        log_weight = view.feasibility.log_value(Xq)
+        if acq.name == AcquisitionName.UCB:
+            acq_values = acq_values + log_weight
+        else:
+            acq_values = acq_values * np.exp(log_weight)
     warp, sign = model.data.warp, direction.sign
     mean_o, std_o = warp.to_original(mean_std, std_std)
     mean_o = sign * mean_o
@@ -435,7 +464,6 @@ def model_view(
             f"the study has {len(study.objectives)} objectives: this view models the first "
             f"({study.metric}); the GP strategy models random scalarizations of all of them"
         )
-    feasible = None if view.feasibility is None else view.feasibility.probability(Xq)
     if spec.name != StrategyName.GP:
         warnings.append(
             f"the study uses strategy {spec.name.value!r}: this GP is a diagnostic surrogate, "

@@ -214,12 +214,21 @@ def fit_feasibility(request: SuggestRequest) -> FeasibilityModel | None:
 def feasible_incumbent(model: StudyModel, request: SuggestRequest) -> float:
     """The model's incumbent (standardized) over feasible observations only: improving on an
     infeasible value is no improvement. Pending points' believed values still raise it (as
-    in `build_model`); with no feasible observation, the lowest modelled value."""
+    in `build_model`), but not those of infeasible configurations (`request.infeasible`,
+    pending for the wrapped strategy): they never ran and never will, so their believed
+    values are no incumbent. The GP extrapolates a trend into a region it has no values
+    from; on an optimum at the edge of an out-of-memory region that belief sat above every
+    feasible value, and EI then preferred far, uncertain points to refining the edge. With
+    no feasible observation, the lowest modelled value."""
     y = model.data.y
     if not len(y):
         return model.best
     ok = np.array([o.feasible is not False for o in request.observations])[model.data.rows]
-    observed = float(y.max())
-    pending = model.best if model.best > observed else -math.inf
     best = float(y[ok].max()) if np.any(ok) else float(y.min())
-    return max(best, pending)
+    space = request.space
+    never = {space.key(p) for p in request.infeasible}
+    pending = [p for p in request.pending if space.key(p) not in never]
+    if pending:
+        believed, _ = model.surrogate.predict(space.encode_many(pending))
+        best = max(best, float(believed.max()))
+    return best

@@ -38,7 +38,8 @@ Rules:
   posterior mean (standardized) is added to its arm's gain. Gains and nominees live in
   `state`, so nothing is lost on restart.
 - Constraints and infeasible failures (feasibility.py): the acquisition is weighted by the
-  modelled probability of feasibility, and the incumbent is the best feasible value.
+  modelled probability of feasibility, and the incumbent is the best feasible value (raised
+  by pending points' believed values, but not by infeasible configurations').
 - Never re-suggests an observed, pending or already chosen configuration unless the space is
   exhausted.
 - Bounded work: a space that encodes to more than `max_columns` (512) columns (categorical

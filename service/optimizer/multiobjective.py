@@ -28,7 +28,8 @@ Rules:
   values; their trials without a full value vector are left out.
 - `infeasible` configurations join `pending` for the wrapped strategy: never suggested
   again, the GP's variance shrinks there, and no bad value is imputed for them (the gp
-  strategy learns their region through service/optimizer/feasibility.py).
+  strategy learns their region through service/optimizer/feasibility.py, and does not take
+  their believed values for an incumbent: `feasible_incumbent`).
 - A request with one objective and no infeasible configuration passes through unchanged.
 """
 

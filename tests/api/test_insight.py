@@ -271,3 +271,43 @@ def test_model_view_shows_the_feasibility_estimate(api: TestClient) -> None:
     _ask_tell(api, plain["id"], 6)
     view = api.get(f"/api/v1/studies/{plain['id']}/model", params={"param": "x"}).json()
     assert view["curve"]["feasibility"] is None
+
+
+def test_model_view_shows_the_feasibility_of_a_constrained_study(api: TestClient) -> None:
+    """A constraint on a reported metric (`size` = x, at most 0.5) and a loss best at
+    x = 0.8: the curve and the surface carry the modelled probability feasible, high where
+    size is well within the bound and low well past it; the incumbent the slice goes through
+    is the best feasible trial, and the acquisition is weighted as the strategy weights it
+    (about 0 where it could not suggest). An unconstrained study's surface has none."""
+    limits = [{"metric": "size", "max": 0.5}]
+    study = _study(api, "constrained", strategy={"name": "sobol"}, seed=SEED, constraints=limits)
+    response = api.post(f"/api/v1/studies/{study['id']}/suggestions", json={"count": 12})
+    values: dict[int, float] = {}
+    for t in response.json()["data"]:
+        x = t["params"]["x"]
+        values[t["id"]] = (x - 0.8) ** 2 + (t["params"]["y"] - 0.6) ** 2
+        body = {"lease_token": t["lease_token"], "value": values[t["id"]], "metrics": {"size": x}}
+        assert api.post(f"/api/v1/trials/{t['id']}/complete", json=body).status_code == 200
+    url = f"/api/v1/studies/{study['id']}/model"
+    view = api.get(url, params={"param": "x", "acquisition": "ei"}).json()
+    xs, p = view["x"]["values"], view["curve"]["feasibility"]
+    assert len(p) == len(xs) and all(0.0 <= q <= 1.0 for q in p)
+    assert max(q for x, q in zip(xs, p, strict=True) if x > 0.75) < 0.1
+    assert min(q for x, q in zip(xs, p, strict=True) if x < 0.25) > 0.9
+    assert view["incumbent"]["params"]["x"] <= 0.5
+    assert min(values.values()) < view["incumbent"]["value"]  # the best one is infeasible
+    acquisition = view["curve"]["acquisition"]
+    assert max(a for x, a in zip(xs, acquisition, strict=True) if x > 0.75) < 1e-6 * max(
+        acquisition
+    )
+    view = api.get(url, params={"param": "x", "param2": "y", "points": 12}).json()
+    xs, surface = view["x"]["values"], view["surface"]["feasibility"]
+    assert len(surface) == len(view["y"]["values"]) and all(len(r) == len(xs) for r in surface)
+    for row in surface:
+        assert max(q for x, q in zip(xs, row, strict=True) if x > 0.75) < 0.1
+        assert min(q for x, q in zip(xs, row, strict=True) if x < 0.25) > 0.9
+    plain = _study(api, "unconstrained", strategy={"name": "sobol"})
+    _ask_tell(api, plain["id"], 6)
+    url = f"/api/v1/studies/{plain['id']}/model"
+    view = api.get(url, params={"param": "x", "param2": "y", "points": 12}).json()
+    assert view["surface"]["feasibility"] is None

@@ -36,6 +36,13 @@ function predictionRows(hist) {
   return rows;
 }
 
+// The sentence that names the feasibility trace, when the view has one.
+function feasibilityNote(view) {
+  const p = view.curve?.feasibility ?? view.surface?.feasibility?.flat();
+  if (!p) return "";
+  return `; probability feasible (constraints, out-of-memory failures) from ${fmt(Math.min(...p), 2)} to ${fmt(Math.max(...p), 2)} in this view`;
+}
+
 export function gpView(ctx) {
   const names = Object.keys(ctx.study.space).filter((n) => ctx.study.space[n].type !== "fixed");
   const param = h("select", { id: "gp-param" }, names.map((n) => option(n, n, names[0])));
@@ -68,7 +75,8 @@ export function gpView(ctx) {
         "p",
         { class: "muted small" },
         "Rebuilt from the stored trials as the scheduler would: other parameters held at the incumbent; ",
-        "the band is the posterior mean ± 2σ, the acquisition accounts for pending trials.",
+        "the band is the posterior mean ± 2σ, the acquisition accounts for pending trials ",
+        "and, in a study with constraints or infeasible failures, is weighted by the probability feasible.",
       ),
       h(
         "div",
@@ -109,6 +117,7 @@ export function gpView(ctx) {
           `acquisition ${view.acquisition.toUpperCase()}, incumbent `,
           view.incumbent ? `#${view.incumbent.number} = ${fmt(view.incumbent.value)}` : "—",
           `; lengthscales (unit cube): ${ls}`,
+          feasibilityNote(view),
         ),
         view.warnings.map((w) => notice(w, "warn")),
       );

@@ -550,8 +550,13 @@ function gpLogTicks(axis) {
   return logAxisTicks(Math.min(...axis.values), Math.max(...axis.values));
 }
 
+const FEASIBLE_NAME = "probability feasible";
+const FEASIBLE_COLOR = "#dc2626";
+
 // The GP view along one parameter: mean with a +-2 std band, observations, pending points
-// and the incumbent above; the acquisition below.
+// and the incumbent above; the acquisition below, with the modelled probability that a
+// configuration is feasible (constraints, out-of-memory failures) on a 0-1 axis at its right
+// when the study has a feasibility model (`curve.feasibility` is null otherwise).
 export function gpCurvePlot(el, view, metric) {
   const { x, curve } = view;
   const xs = x.values.map((v) => coord(x, v));
@@ -614,8 +619,34 @@ export function gpCurvePlot(el, view, metric) {
       marker: { symbol: "star", size: 16, color: COLORS.failed },
     });
   }
+  const feasible = curve.feasibility;
+  if (feasible) {
+    traces.push({
+      x: xs,
+      y: feasible,
+      mode: "lines",
+      name: FEASIBLE_NAME,
+      line: { color: FEASIBLE_COLOR, dash: "dash" },
+      xaxis: "x",
+      yaxis: "y3",
+    });
+  }
   const xaxis = { title: { text: x.name }, type: x.kind === "categorical" ? "category" : undefined };
   if (x.log) Object.assign(xaxis, { type: "log", ...gpLogTicks(x) });
+  const axes = feasible
+    ? {
+        yaxis3: {
+          title: { text: "P(feasible)", font: { color: FEASIBLE_COLOR } },
+          overlaying: "y2",
+          side: "right",
+          range: [0, 1.05],
+          tickvals: [0, 0.5, 1],
+          showgrid: false,
+          tickfont: { color: FEASIBLE_COLOR },
+        },
+        margin: { l: 60, r: 60, t: 30, b: 50 },
+      }
+    : {};
   return draw(
     el,
     traces,
@@ -625,12 +656,38 @@ export function gpCurvePlot(el, view, metric) {
       xaxis,
       yaxis: { title: { text: metric }, domain: [0.38, 1] },
       yaxis2: { title: { text: view.acquisition }, domain: [0, 0.28], exponentformat: "e" },
+      ...axes,
     }),
     xs.length,
   );
 }
 
-// The GP view over two parameters: mean and acquisition contours side by side.
+// The probability feasible over two parameters as labelled contour lines (0.1 to 0.9) over
+// the posterior mean: the 0.5 line is where the strategy's feasibility weight starts to bar
+// suggestions (service/optimizer/feasibility.py).
+function feasibleContours(view, xs, ys) {
+  return {
+    type: "contour",
+    x: xs,
+    y: ys,
+    z: view.surface.feasibility,
+    name: FEASIBLE_NAME,
+    showlegend: true,
+    showscale: false,
+    colorscale: [
+      [0, FEASIBLE_COLOR],
+      [1, FEASIBLE_COLOR],
+    ],
+    contours: { coloring: "lines", showlabels: true, start: 0.1, end: 0.9, size: 0.2 },
+    line: { width: 1.5, dash: "dash" },
+    hovertemplate: "P(feasible) %{z:.2f}<extra></extra>",
+    xaxis: "x",
+    yaxis: "y",
+  };
+}
+
+// The GP view over two parameters: mean and acquisition contours side by side, and the
+// probability feasible as contour lines over the mean when the study has a feasibility model.
 export function gpSurfacePlot(el, view) {
   const { x, y, surface } = view;
   const xs = x.values.map((v) => coord(x, v));
@@ -690,6 +747,7 @@ export function gpSurfacePlot(el, view) {
         colorbar: { title: { text: "mean" }, x: 0.45, len: 0.9 },
         name: "mean",
       },
+      ...(view.surface.feasibility ? [feasibleContours(view, xs, ys)] : []),
       ...marks("x", "y"),
       {
         type: "contour",
