@@ -212,10 +212,11 @@ def fit_feasibility(request: SuggestRequest) -> FeasibilityModel | None:
 
 
 def feasible_incumbent(model: StudyModel, request: SuggestRequest) -> float:
-    """The model's incumbent (standardized) over feasible observations only: improving on an
-    infeasible value is no improvement. Pending points' believed values still raise it (as
-    in `build_model`); with no feasible observation, the lowest modelled value."""
-    y = model.data.y
+    """The model's incumbent (standardized: the best posterior mean at an observation, as in
+    `build_model`) over feasible observations only: improving on an infeasible value is no
+    improvement. Pending points' believed values still raise it (as in `build_model`); with
+    no feasible observation, the lowest modelled value."""
+    y = model.fitted
     if not len(y):
         return model.best
     ok = np.array([o.feasible is not False for o in request.observations])[model.data.rows]

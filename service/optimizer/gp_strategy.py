@@ -182,7 +182,7 @@ class GPStrategy:
         if auto:
             hedge.update_gains(model.surrogate)
         y = model.data.y
-        top = np.argsort(-y)[: min(5, len(y))]
+        top = np.argsort(-model.fitted)[: min(5, len(y))]
         incumbents = np.vstack([model.data.X[top], model.prior_top])
         seen = seen_keys(request)
         # Scoring m candidates costs O(m n (n + d)): past n ~ 200, or with many columns, the

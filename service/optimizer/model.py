@@ -74,8 +74,12 @@ class StudyModel:
     """A fitted model of one study.
 
     `surrogate` predicts without pending points; `with_pending` has its variance reduced by
-    them (kriging believer). `best` is the incumbent in model units, raised to the pending
-    points' predicted means (or, before the study's first value, the prior's best prediction).
+    them (kriging believer). `fitted` is the posterior mean at the observations (`data.X`).
+    `best` is the incumbent in model units: the best posterior mean at an observation, not the
+    best noisy value (with a fitted noise term an observed value is a draw around the mean,
+    and the luckiest draw would set a bar nothing can clear; on a deterministic objective the
+    two agree to about the noise floor), raised to the pending points' predicted means (or,
+    before the study's first value, the prior's best prediction).
     `prior_top` holds the earlier studies' best points (encoded). `params`: the kernel's
     hyperparameters (of the residual GP with a prior). `state` is what the strategy stores for
     the next call (the fit, the earlier levels' fits).
@@ -84,6 +88,7 @@ class StudyModel:
     data: ModelData
     surrogate: Surrogate
     with_pending: Surrogate
+    fitted: np.ndarray
     best: float
     prior_top: np.ndarray
     params: GPParams
@@ -138,10 +143,13 @@ def build_model(
     new_state["gp"] = fit_state
     pending_X = space.encode_many(request.pending) if request.pending else np.zeros((0, space.dim))
     with_pending = surrogate.condition_on_pending(pending_X)
-    best = float(data.y.max()) if len(data.y) else float(surrogate.predict(prior_top)[0].max())
+    fitted = surrogate.predict(data.X)[0] if len(data.y) else np.zeros(0)
+    best = float(fitted.max()) if len(data.y) else float(surrogate.predict(prior_top)[0].max())
     if len(pending_X):
         best = max(best, float(surrogate.predict(pending_X)[0].max()))
-    return StudyModel(data, surrogate, with_pending, best, prior_top, params, new_state, warnings)
+    return StudyModel(
+        data, surrogate, with_pending, fitted, best, prior_top, params, new_state, warnings
+    )
 
 
 def _data(
