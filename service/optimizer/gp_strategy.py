@@ -176,6 +176,7 @@ class GPStrategy:
         space, spec = request.space, request.spec
         deadline = time.monotonic() + self.time_budget_s
         gp_var, best = model.with_pending, feasible_incumbent(model, request)
+        noise = math.exp(model.params.log_noise)
         feasibility = fit_feasibility(request)
         hedge = _Hedge.from_state(state.get("hedge"), space.dim)
         auto = spec.acquisition == AcquisitionName.AUTO
@@ -211,7 +212,9 @@ class GPStrategy:
                 space, gp_var, incumbents=incumbents, rng=rng, n_candidates=n_candidates
             )
             name = hedge.choose(rng, self.hedge_eta) if auto else spec.acquisition
-            acq = Acquisition(AcquisitionName(name), beta=spec.beta, xi=spec.xi, best=best)
+            acq = Acquisition(
+                AcquisitionName(name), beta=spec.beta, xi=spec.xi, best=best, noise=noise
+            )
             penalty = None
             if acq.penalized and centers:
                 if slope is None:
@@ -315,7 +318,7 @@ class _Hedge:
             if arm == chosen.name:
                 point = x
             else:
-                other = Acquisition(arm, beta=beta, xi=xi, best=chosen.best)
+                other = Acquisition(arm, beta=beta, xi=xi, best=chosen.best, noise=chosen.noise)
                 score, _, _ = other.value_and_grad(pool.mean, pool.std)
                 point = pool.X[int(np.argmax(score))]
             self.nominees.append({"arm": arm.value, "x": [float(v) for v in point]})
