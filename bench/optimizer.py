@@ -743,7 +743,7 @@ def _mean_ranks(
 
 # gp-auto runs in optimizer_runs_<DEFAULT_TAG>.jsonl are the current default; where that file
 # covers a (function, mode), earlier files' gp-auto runs are the previous default, `gp-auto-v1`.
-DEFAULT_TAG = "default2"
+DEFAULT_TAG = "default3"
 
 SUITE_HEADER = [
     "## Optimizer benchmark",
@@ -759,7 +759,8 @@ SUITE_HEADER = [
     "search (ours, uniform). Each cell shows how many seeds ran: read cells with few seeds",
     "as indications only. Mean rank is over the functions where every strategy with cells",
     "on at least 80% of the functions ran. `gp-auto` is the current default (runs tagged",
-    f"`{DEFAULT_TAG}` where they exist), `gp-auto-v1` the previous one.",
+    f"`{DEFAULT_TAG}` where they exist), `gp-auto-v1` the previous one (before the noisy-",
+    "objective handling of issue 18); `gp-auto`'s batch4 runs predate that change.",
 ]
 HARDER_HEADER = [
     "## Optimizer benchmark: the harder set",
@@ -772,17 +773,33 @@ HARDER_HEADER = [
     "`svc_cv`, the 3-fold CV error of an SVC with SelectKBest on scikit-learn's breast-cancer",
     "data, folds reshuffled at every evaluation; regret is scored on the noise-free error (the",
     "mean over 8 fixed reshuffles) against an optimum estimated by a long random search",
-    "(`SVC_OPT`). `gp-auto` is the current default, `gp-auto-v1` the previous one.",
+    "(`SVC_OPT`). `gp-auto` is the current default, `gp-auto-v1` the previous one (before the",
+    "noisy-objective handling: incumbent = best posterior mean and the augmented-EI factor",
+    "when the fitted noise variance exceeds 0.05).",
+    "",
+    "    python bench/optimizer.py --functions rastrigin6 schwefel4 rosenbrock12 ellipsoid10 \\",
+    f"        svc_cv --strategies gp-auto --modes seq --seeds 5 --jobs 2 --tag {DEFAULT_TAG}",
+    "    python bench/optimizer.py --functions ... --strategies optuna-tpe optuna-gp random \\",
+    "        --modes seq --seeds 5 --jobs 2      # seeds 0-4 (tags harder_base, default2)",
+    "    python bench/optimizer.py --report     # writes optimizer.md and this file",
+    "",
+    "Seeds 0-4 for every cell; the previous default ran from a checkout of the commit before",
+    "the change (tags harder_base, harder_v1).",
 ]
 
 
 def _load_runs() -> list[dict[str, Any]]:
-    current = _load(RESULTS / f"optimizer_runs_{DEFAULT_TAG}.jsonl")
+    """Every stored run, one per (function, strategy, mode, seed): the current default's file
+    first, then the others in name order (the first copy of a run wins)."""
+    current_path = RESULTS / f"optimizer_runs_{DEFAULT_TAG}.jsonl"
+    current = _load(current_path)
     covered = {(r["function"], r["mode"]) for r in current if r["strategy"] == "gp-auto"}
     unique: dict[tuple[str, str, str, int], dict[str, Any]] = {}
     for r in current:
         unique.setdefault((r["function"], r["strategy"], r["mode"], r["seed"]), r)
     for path in sorted(RESULTS.glob("optimizer_runs_*.jsonl")):
+        if path == current_path:
+            continue
         for r in _load(path):
             if r["strategy"] == "gp-auto" and (r["function"], r["mode"]) in covered:
                 r = {**r, "strategy": "gp-auto-v1"}

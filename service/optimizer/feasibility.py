@@ -212,8 +212,8 @@ def fit_feasibility(request: SuggestRequest) -> FeasibilityModel | None:
 
 
 def feasible_incumbent(model: StudyModel, request: SuggestRequest) -> float:
-    """The model's incumbent (standardized: the best posterior mean at an observation, as in
-    `build_model`) over feasible observations only: improving on an infeasible value is no
+    """The model's incumbent (standardized; from `model.fitted`, as in `build_model`) over
+    feasible observations only: improving on an infeasible value is no
     improvement. Pending points' believed values still raise it (as in `build_model`); with
     no feasible observation, the lowest modelled value."""
     y = model.fitted

@@ -9,8 +9,7 @@ Recipe:
 1. Candidates: the whole space when it is finite and small (at most `enumerate_limit`
    configurations), else scrambled Sobol points plus local perturbations of the incumbents
    (Gaussian steps in the numeric columns, random category switches; a quarter as many as
-   the Sobol points) plus as many that move only a few numeric columns (`_subspace`), all
-   snapped
+   the Sobol points), all snapped
    (`SearchSpace.snap_many`) so each candidate is a configuration.
 2. The `n_starts` best distinct candidates start one batched L-BFGS-B run (the sum of
    independent acquisitions, so one scipy call serves every start) over the float and integer
@@ -94,7 +93,6 @@ def build_pool(
         parts = [space.snap_many(sobol)]
         if len(incumbents):
             parts.append(space.snap_many(_perturb(space, incumbents, rng, n_candidates // 4)))
-            parts.append(space.snap_many(_subspace(space, incumbents, rng, n_candidates // 4)))
         X = np.vstack(parts)
     mean, std = gp.predict(X)
     return CandidatePool(X, mean, std)
@@ -115,40 +113,6 @@ def _perturb(
         else:
             on = base[:, col.start] != INACTIVE
             base[on, col.start] += scales[on, 0] * rng.standard_normal(int(on.sum()))
-    return base
-
-
-def _subspace(
-    space: SearchSpace, incumbents: np.ndarray, rng: np.random.Generator, n: int
-) -> np.ndarray:
-    """Incumbents with a few parameters moved and the rest kept (TuRBO's and Regis &
-    Shoemaker's perturbation of a random subset of coordinates): each active parameter moves
-    with probability 2 / (their count), at least one per row; a numeric one half the time
-    jumps to a uniform value in its range and half the time takes a Gaussian step of 0.1, a
-    categorical one switches to a random choice. A Gaussian step in every column lands off
-    the floor of a curved or ill-conditioned valley and misses the neighbouring basins of a
-    function with many narrow local minima; one or two parameters at a time stay on the
-    floor and reach them."""
-    base = incumbents[rng.integers(len(incumbents), size=n)].copy()
-    cols = list(space.columns)
-    if not cols or not n:
-        return base
-    active = np.column_stack([base[:, c.start] != INACTIVE for c in cols])
-    move = active & (rng.random((n, len(cols))) < min(1.0, 2.0 / len(cols)))
-    for r in np.flatnonzero(~move.any(1) & active.any(1)):  # at least one move per row
-        move[r, rng.choice(np.flatnonzero(active[r]))] = True
-    for j, col in enumerate(cols):
-        rows = np.flatnonzero(move[:, j])
-        if col.kind == "categorical":
-            block = base[rows, col.start : col.stop]
-            block[:] = 0.0
-            block[np.arange(len(rows)), rng.integers(col.stop - col.start, size=len(rows))] = 1.0
-            base[rows, col.start : col.stop] = block
-            continue
-        jump = rng.random(len(rows)) < 0.5
-        old = base[rows, col.start]
-        step = old + 0.1 * rng.standard_normal(len(rows))
-        base[rows, col.start] = np.clip(np.where(jump, rng.random(len(rows)), step), 0.0, 1.0)
     return base
 
 
