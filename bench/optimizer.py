@@ -15,6 +15,11 @@ bench/results/optimizer.md) from whatever has finished.
     python bench/optimizer.py --seeds 5 --jobs 2         # the full grid (hours with skopt)
     python bench/optimizer.py --latency
     python bench/optimizer.py --report
+    python bench/optimizer.py --svc-optimum              # re-estimate SVC_OPT (minutes)
+
+Problems carry a group: the original suite (`optimizer.md`) and the harder set (`harder`:
+narrow local minima, high-dimensional curved valleys, noisy CV tuning with plateaus;
+`optimizer_harder.md`), whose mean ranks `--report` prints separately.
 """
 
 from __future__ import annotations

@@ -37,6 +37,9 @@ Rules:
   within a few steps and lost on our benchmark), and on the next call each nominee's
   posterior mean (standardized) is added to its arm's gain. Gains and nominees live in
   `state`, so nothing is lost on restart.
+- Noisy objectives (fitted noise variance above `acquisition.NOISY`): the incumbent is the
+  best posterior mean at an observation (model.py), and EI and PI carry the augmented-EI
+  factor (acquisition.py); on a deterministic objective both are as before.
 - Constraints and infeasible failures (feasibility.py): the acquisition is weighted by the
   modelled probability of feasibility, and the incumbent is the best feasible value.
 - Never re-suggests an observed, pending or already chosen configuration unless the space is
