@@ -431,7 +431,13 @@ def model_view(
         else space.decode(model.data.X[int(np.argmax(model.data.y))])
     )
     name = _choose_acquisition(spec, [*view.observed, *view.pending], acquisition)
-    acq = Acquisition(AcquisitionName(name), beta=spec.beta, xi=spec.xi, best=view.best)
+    acq = Acquisition(
+        AcquisitionName(name),
+        beta=spec.beta,
+        xi=spec.xi,
+        best=view.best,
+        noise=math.exp(model.params.log_noise),
+    )
     ys = y_axis.values if y_axis is not None else [None]
     configs = [
         {**base, param: xv, **({} if y_axis is None else {y_axis.name: yv})}

@@ -14,6 +14,15 @@ formulas are exactly those of the source document:
 Maximizers use `value_and_grad`, which returns a monotone transform that is safe in flat
 regions (log PI, log EI, UCB itself) and its derivatives with respect to mean and std.
 
+Noisy objectives (a fitted noise variance `noise` above `NOISY`, in standardized units where
+the signal variance is about 1): EI and PI are multiplied by the augmented-EI factor of
+Huang et al. (2006), 1 - sqrt(noise / (std^2 + noise)). Where the model already knows the
+mean to within the noise, another evaluation mostly measures the noise: the factor goes to 0
+there, and EI/PI stop re-sampling the incumbent's neighbourhood (on a noisy CV task the
+default spent its last 50 of 80 trials within a few percent of one configuration). Below
+`NOISY` the noise term is the prior's floor on a deterministic objective and the factor is
+left out: it would only slow the final refinement.
+
 Pending points under PI and UCB: the kriging believer (variance reduced at the pending points,
 the incumbent raised to their predicted means) is enough for EI, whose value scales with the
 remaining std, but not for PI or UCB: a fitted noise floor leaves a std of about
@@ -47,6 +56,7 @@ _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _LOG_SQRT_PI_2 = 0.5 * math.log(math.pi / 2.0)
 _INV_SQRT_EPS = 1.0 / math.sqrt(np.finfo(float).eps)
 _MIN_STD = 1e-12
+NOISY = 0.05
 
 
 def _phi(z: np.ndarray) -> np.ndarray:
@@ -93,6 +103,17 @@ def log_h(z: np.ndarray) -> np.ndarray:
     return out
 
 
+def log_noise_factor(std: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """log(1 - sqrt(noise / (s^2 + noise))) and its derivative in s, computed as
+    log(s^2 / (r (r + sqrt(noise)))), r = sqrt(s^2 + noise), which has no cancellation."""
+    s = np.maximum(std, _MIN_STD)
+    r = np.sqrt(s * s + noise)
+    a = math.sqrt(noise)
+    value = 2.0 * np.log(s) - np.log(r) - np.log(r + a)
+    grad = 2.0 / s - s / (r * r) - (s / r) / (r + a)
+    return value, grad
+
+
 def log_ei(mean: np.ndarray, std: np.ndarray, *, best: float, xi: float) -> np.ndarray:
     """log EI; finite wherever std > 0 (about -z^2/2 far from the incumbent, not -inf)."""
     s = np.maximum(std, _MIN_STD)
@@ -107,19 +128,30 @@ class Acquisition:
     beta: float = 2.0
     xi: float = 0.01
     best: float = 0.0
+    noise: float = 0.0  # the model's noise variance (standardized); see the module docstring
+
+    @property
+    def noisy(self) -> bool:
+        return self.name != AcquisitionName.UCB and self.noise > NOISY
 
     def value(self, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-        """The acquisition itself (EI, PI or UCB), as reported to users."""
+        """The acquisition itself (EI, PI or UCB; EI and PI times the noise factor on a noisy
+        objective), as reported to users."""
         if self.name == AcquisitionName.UCB:
             return ucb(mean, std, beta=self.beta)
         if self.name == AcquisitionName.PI:
-            return pi(mean, std, best=self.best, xi=self.xi)
-        return ei(mean, std, best=self.best, xi=self.xi)
+            out = pi(mean, std, best=self.best, xi=self.xi)
+        else:
+            out = ei(mean, std, best=self.best, xi=self.xi)
+        if self.noisy:
+            out = out * np.exp(log_noise_factor(std, self.noise)[0])
+        return out
 
     def value_and_grad(
         self, mean: np.ndarray, std: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(a, da/dmean, da/dstd) of the maximized form: UCB, log PI or log EI."""
+        """(a, da/dmean, da/dstd) of the maximized form: UCB, log PI or log EI (plus the log
+        noise factor on a noisy objective)."""
         if self.name == AcquisitionName.UCB:
             return ucb(mean, std, beta=self.beta), np.ones_like(mean), np.full_like(std, self.beta)
         s = np.maximum(std, _MIN_STD)
@@ -127,10 +159,15 @@ class Acquisition:
         if self.name == AcquisitionName.PI:
             a = log_ndtr(z)
             dz = np.exp(-0.5 * z * z - _LOG_SQRT_2PI - a)
-            return a, dz / s, -dz * z / s
-        lh = log_h(z)
-        dz = np.exp(log_ndtr(z) - lh)
-        return np.log(s) + lh, dz / s, 1.0 / s - dz * z / s
+            a, da_dm, da_ds = a, dz / s, -dz * z / s
+        else:
+            lh = log_h(z)
+            dz = np.exp(log_ndtr(z) - lh)
+            a, da_dm, da_ds = np.log(s) + lh, dz / s, 1.0 / s - dz * z / s
+        if self.noisy:
+            f, df = log_noise_factor(std, self.noise)
+            a, da_ds = a + f, da_ds + df
+        return a, da_dm, da_ds
 
     @property
     def penalized(self) -> bool:

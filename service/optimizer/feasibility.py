@@ -212,15 +212,16 @@ def fit_feasibility(request: SuggestRequest) -> FeasibilityModel | None:
 
 
 def feasible_incumbent(model: StudyModel, request: SuggestRequest) -> float:
-    """The model's incumbent (standardized) over feasible observations only: improving on an
-    infeasible value is no improvement. Pending points' believed values still raise it (as
-    in `build_model`), but not those of infeasible configurations (`request.infeasible`,
-    pending for the wrapped strategy): they never ran and never will, so their believed
-    values are no incumbent. The GP extrapolates a trend into a region it has no values
-    from; on an optimum at the edge of an out-of-memory region that belief sat above every
-    feasible value, and EI then preferred far, uncertain points to refining the edge. With
-    no feasible observation, the lowest modelled value."""
-    y = model.data.y
+    """The model's incumbent (standardized; from `model.fitted`, as in `build_model`) over
+    feasible observations only: improving on an infeasible value is no improvement. Pending
+    points' believed values still raise it (as in `build_model`), but not those of
+    infeasible configurations (`request.infeasible`, pending for the wrapped strategy): they
+    never ran and never will, so their believed values are no incumbent. The GP extrapolates
+    a trend into a region it has no values from; on an optimum at the edge of an
+    out-of-memory region that belief sat above every feasible value, and EI then preferred
+    far, uncertain points to refining the edge. With no feasible observation, the lowest
+    modelled value."""
+    y = model.fitted
     if not len(y):
         return model.best
     ok = np.array([o.feasible is not False for o in request.observations])[model.data.rows]

@@ -37,6 +37,9 @@ Rules:
   within a few steps and lost on our benchmark), and on the next call each nominee's
   posterior mean (standardized) is added to its arm's gain. Gains and nominees live in
   `state`, so nothing is lost on restart.
+- Noisy objectives (fitted noise variance above `acquisition.NOISY`): the incumbent is the
+  best posterior mean at an observation (model.py), and EI and PI carry the augmented-EI
+  factor (acquisition.py); on a deterministic objective both are as before.
 - Constraints and infeasible failures (feasibility.py): the acquisition is weighted by the
   modelled probability of feasibility, and the incumbent is the best feasible value (raised
   by pending points' believed values, but not by infeasible configurations').
@@ -177,13 +180,14 @@ class GPStrategy:
         space, spec = request.space, request.spec
         deadline = time.monotonic() + self.time_budget_s
         gp_var, best = model.with_pending, feasible_incumbent(model, request)
+        noise = math.exp(model.params.log_noise)
         feasibility = fit_feasibility(request)
         hedge = _Hedge.from_state(state.get("hedge"), space.dim)
         auto = spec.acquisition == AcquisitionName.AUTO
         if auto:
             hedge.update_gains(model.surrogate)
         y = model.data.y
-        top = np.argsort(-y)[: min(5, len(y))]
+        top = np.argsort(-model.fitted)[: min(5, len(y))]
         incumbents = np.vstack([model.data.X[top], model.prior_top])
         seen = seen_keys(request)
         # Scoring m candidates costs O(m n (n + d)): past n ~ 200, or with many columns, the
@@ -212,7 +216,9 @@ class GPStrategy:
                 space, gp_var, incumbents=incumbents, rng=rng, n_candidates=n_candidates
             )
             name = hedge.choose(rng, self.hedge_eta) if auto else spec.acquisition
-            acq = Acquisition(AcquisitionName(name), beta=spec.beta, xi=spec.xi, best=best)
+            acq = Acquisition(
+                AcquisitionName(name), beta=spec.beta, xi=spec.xi, best=best, noise=noise
+            )
             penalty = None
             if acq.penalized and centers:
                 if slope is None:
@@ -316,7 +322,7 @@ class _Hedge:
             if arm == chosen.name:
                 point = x
             else:
-                other = Acquisition(arm, beta=beta, xi=xi, best=chosen.best)
+                other = Acquisition(arm, beta=beta, xi=xi, best=chosen.best, noise=chosen.noise)
                 score, _, _ = other.value_and_grad(pool.mean, pool.std)
                 point = pool.X[int(np.argmax(score))]
             self.nominees.append({"arm": arm.value, "x": [float(v) for v in point]})

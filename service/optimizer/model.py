@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from service.domain import TrialState
+from service.optimizer.acquisition import NOISY
 from service.optimizer.base import Observation, SuggestRequest
 from service.optimizer.gp import GaussianProcess, GPParams, Surrogate, fit_params
 from service.optimizer.transfer import PriorStack, Source, TransferGP, first_residuals, fit_prior
@@ -74,8 +75,15 @@ class StudyModel:
     """A fitted model of one study.
 
     `surrogate` predicts without pending points; `with_pending` has its variance reduced by
-    them (kriging believer). `best` is the incumbent in model units, raised to the pending
-    points' predicted means (or, before the study's first value, the prior's best prediction).
+    them (kriging believer). `fitted` holds the values the incumbent is chosen from, one per
+    observation (`data.X`): on a noisy objective (fitted noise variance above
+    `acquisition.NOISY`) the posterior mean there, since an observed value is then a draw
+    around the mean and the luckiest draw would set a bar nothing can clear; otherwise the
+    observed values (on a deterministic objective the fitted noise is the output warp's
+    roughness, and smoothing it lowered the bar enough to lose Branin and Hartmann-6's
+    global optimum). `best` is the incumbent in model units, the largest of them, raised to
+    the pending points' predicted means (or, before the study's first value, the prior's
+    best prediction).
     `prior_top` holds the earlier studies' best points (encoded). `params`: the kernel's
     hyperparameters (of the residual GP with a prior). `state` is what the strategy stores for
     the next call (the fit, the earlier levels' fits).
@@ -84,6 +92,7 @@ class StudyModel:
     data: ModelData
     surrogate: Surrogate
     with_pending: Surrogate
+    fitted: np.ndarray
     best: float
     prior_top: np.ndarray
     params: GPParams
@@ -138,10 +147,14 @@ def build_model(
     new_state["gp"] = fit_state
     pending_X = space.encode_many(request.pending) if request.pending else np.zeros((0, space.dim))
     with_pending = surrogate.condition_on_pending(pending_X)
-    best = float(data.y.max()) if len(data.y) else float(surrogate.predict(prior_top)[0].max())
+    noisy = math.exp(params.log_noise) > NOISY
+    fitted = surrogate.predict(data.X)[0] if noisy and len(data.y) else data.y
+    best = float(fitted.max()) if len(data.y) else float(surrogate.predict(prior_top)[0].max())
     if len(pending_X):
         best = max(best, float(surrogate.predict(pending_X)[0].max()))
-    return StudyModel(data, surrogate, with_pending, best, prior_top, params, new_state, warnings)
+    return StudyModel(
+        data, surrogate, with_pending, fitted, best, prior_top, params, new_state, warnings
+    )
 
 
 def _data(

@@ -73,9 +73,10 @@ def test_log_h_is_finite_and_monotone_where_ei_underflows():
     np.testing.assert_allclose(log_h(np.array([-1e9]))[0], expected)
 
 
+@pytest.mark.parametrize("noise", [0.0, 0.3])
 @pytest.mark.parametrize("name", list(AcquisitionName)[:3])
-def test_value_and_grad_matches_finite_differences(name):
-    acq = Acquisition(name, beta=2.0, xi=0.01, best=0.4)
+def test_value_and_grad_matches_finite_differences(name, noise):
+    acq = Acquisition(name, beta=2.0, xi=0.01, best=0.4, noise=noise)
     mean = np.array([-30.0, -2.0, 0.1, 0.4, 1.5])
     std = np.array([0.5, 0.3, 1.0, 0.05, 2.0])
     _, dm, ds = acq.value_and_grad(mean, std)
@@ -84,3 +85,24 @@ def test_value_and_grad_matches_finite_differences(name):
     fd_s = (acq.value_and_grad(mean, std + h)[0] - acq.value_and_grad(mean, std - h)[0]) / (2 * h)
     np.testing.assert_allclose(dm, fd_m, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(ds, fd_s, rtol=1e-5, atol=1e-6)
+
+
+def test_noisy_ei_and_pi_stop_resampling_where_the_mean_is_known_to_within_the_noise():
+    """Same mean, same EI without noise; with a noise variance of 0.3 the point whose std is
+    already far below the noise is worth much less than an unexplored one, and the reported
+    value agrees with the maximized (log) form."""
+    mean, std = np.array([0.5, 0.5]), np.array([0.05, 1.0])
+    for name in (AcquisitionName.EI, AcquisitionName.PI):
+        quiet = Acquisition(name, best=0.4, noise=0.0)
+        noisy = Acquisition(name, best=0.4, noise=0.3)
+        assert np.all(noisy.value(mean, std) < quiet.value(mean, std))
+        ratio = noisy.value(mean, std) / quiet.value(mean, std)
+        assert ratio[0] < 0.01 < 0.3 < ratio[1]
+        np.testing.assert_allclose(
+            np.log(noisy.value(mean, std)), noisy.value_and_grad(mean, std)[0], rtol=1e-9
+        )
+    # Below the NOISY threshold (a deterministic objective's noise floor) nothing changes.
+    floor = Acquisition(AcquisitionName.EI, best=0.4, noise=1e-3)
+    np.testing.assert_array_equal(
+        floor.value(mean, std), Acquisition(AcquisitionName.EI, best=0.4).value(mean, std)
+    )
