@@ -34,11 +34,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import logsumexp, ndtri
+from scipy.special import ndtri
 from scipy.stats import qmc
 
 EPS = 1e-12
-_CHUNK = 1 << 21
+_CHUNK = 1 << 20
 
 
 def nondominated_boxes(front: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -118,22 +118,33 @@ class LogEHVI:
         value = np.empty(m)
         dmean = np.zeros((m, k))
         dstd = np.zeros((m, k))
-        step = max(1, _CHUNK // max(s * b * k, 1))
+        step = max(1, _CHUNK // max(s * b, 1))
         for start in range(0, m, step):
             rows = slice(start, min(m, start + step))
             Y = mean[rows, None, :] + std[rows, None, :] * self.normals[None]  # (c, s, k)
-            # Each factor: min(upper - y, width), clamped at EPS.
-            raw = self.upper[None, None] - Y[:, :, None, :]  # (c, s, b, k)
-            active = (raw > EPS) & (raw < self.width[None, None])
-            factor = np.clip(np.minimum(raw, self.width[None, None]), EPS, None)
-            log_box = np.log(factor).sum(axis=3)  # (c, s, b)
-            flat = log_box.reshape(len(log_box), -1)
-            total = logsumexp(flat, axis=1)
+            log_box = np.zeros((len(Y), s, b))
+            factors = []
+            for j in range(k):
+                # Each factor: min(upper - y, width), clamped at EPS; (c, s, b).
+                f = self.upper[None, None, :, j] - Y[:, :, j, None]
+                np.minimum(f, self.width[:, j], out=f)
+                np.maximum(f, EPS, out=f)
+                if grad:
+                    factors.append(f.copy())
+                log_box += np.log(f, out=f)
+            flat = log_box.reshape(len(Y), -1)
+            top = flat.max(axis=1)
+            total = top + np.log(np.exp(flat - top[:, None]).sum(axis=1))
             value[rows] = total - math.log(s)
             if grad:
-                w = np.exp(flat - total[:, None]).reshape(log_box.shape)  # (c, s, b)
-                # d log / d y_j = -1 / factor_j where the factor is active.
-                dy = -(w[..., None] * np.where(active, 1.0 / factor, 0.0)).sum(axis=2)
-                dmean[rows] = dy.sum(axis=1)
-                dstd[rows] = (dy * self.normals[None]).sum(axis=1)
+                w = np.exp(log_box - total[:, None, None])  # (c, s, b)
+                share = np.zeros_like(w)
+                for j, f in enumerate(factors):
+                    # d log / d y_j = -1 / factor_j where the factor is active (unclamped).
+                    active = (f > EPS) & (f < self.width[:, j])
+                    share.fill(0.0)
+                    np.divide(w, f, out=share, where=active)
+                    dy = -share.sum(axis=2)  # (c, s)
+                    dmean[rows, j] = dy.sum(axis=1)
+                    dstd[rows, j] = dy @ self.normals[:, j]
         return value, dmean, dstd
