@@ -84,12 +84,13 @@ def full_values(o: Observation, k: int) -> tuple[float, ...] | None:
 
 
 def _one_objective(request: SuggestRequest, j: int) -> SuggestRequest:
+    """`request` as a one-objective study of objective j (no earlier studies)."""
     k = len(request.directions)
     observations = []
     for o in request.observations:
         v = o.values[j] if o.values is not None and len(o.values) == k else None
-        ok = isinstance(v, int | float) and math.isfinite(v)
-        observations.append(replace(o, value=float(v) if ok else None))  # type: ignore[arg-type]
+        value = float(v) if isinstance(v, int | float) and math.isfinite(v) else None
+        observations.append(replace(o, value=value))
     return replace(
         request,
         direction=request.directions[j],
