@@ -4,7 +4,7 @@ Multi-objective set (every objective minimized): ZDT1, ZDT2, ZDT3 (4 parameters)
 with 2 and 3 objectives (6 parameters), and a tuning task, accuracy against cost: PCA +
 logistic regression on scikit-learn's digits (C, log scale, and the number of components),
 3-fold cross-validated error against the number of components. Strategies: ours (`gp`:
-ParEGO scalarizations with the GP and its acquisition, service/optimizer/multiobjective.py;
+one GP per objective and log expected hypervolume improvement, service/optimizer/mo_gp.py;
 `random`), Optuna's GPSampler (log EHVI), NSGA-II (population 10, so that it evolves within
 the budget) and TPE. Score: the hypervolume of all evaluated points at the budget against a
 fixed reference point; ranks per (problem, seed), averaged.

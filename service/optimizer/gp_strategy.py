@@ -43,6 +43,10 @@ Rules:
 - Constraints and infeasible failures (feasibility.py): the acquisition is weighted by the
   modelled probability of feasibility, and the incumbent is the best feasible value (raised
   by pending points' believed values, but not by infeasible configurations').
+- Two or three objectives (`request.directions`) without earlier studies: after the same
+  Sobol design, one GP per objective and log expected hypervolume improvement
+  (service/optimizer/mo_gp.py). With earlier studies, the ObjectiveAdapter scalarizes
+  (ParEGO) and the step above models the scalarization with the transfer model.
 - Never re-suggests an observed, pending or already chosen configuration unless the space is
   exhausted.
 - Bounded work: a space that encodes to more than `max_columns` (512) columns (categorical
@@ -75,6 +79,7 @@ from service.optimizer.base import (
 from service.optimizer.feasibility import feasible_incumbent, fit_feasibility
 from service.optimizer.gp import Surrogate
 from service.optimizer.maximize import CandidatePool, build_pool, lipschitz, maximize
+from service.optimizer.mo_gp import suggest_ehvi
 from service.optimizer.model import (
     ModelSettings,
     StudyModel,
@@ -94,6 +99,9 @@ _MAX_NOMINEES = 64
 
 
 class GPStrategy:
+    several_objectives = True
+    """Models two or three objectives itself (service/optimizer/mo_gp.py), no warm start."""
+
     def __init__(
         self,
         *,
@@ -155,10 +163,21 @@ class GPStrategy:
                     out + result.suggestions, state=state, warnings=[*warnings, warning]
                 )
             try:
-                model = build_model(
-                    rest, state, rng, settings=self.model_settings, earlier=earlier
-                )
-                result = self._suggest_gp(rest, state, model, rng)
+                if len(rest.directions) >= 2 and not earlier:
+                    result = suggest_ehvi(
+                        rest,
+                        state,
+                        rng,
+                        settings=self.model_settings,
+                        n_candidates=self.n_candidates,
+                        n_starts=self.n_starts,
+                        time_budget_s=self.time_budget_s,
+                    )
+                else:
+                    model = build_model(
+                        rest, state, rng, settings=self.model_settings, earlier=earlier
+                    )
+                    result = self._suggest_gp(rest, state, model, rng)
             except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
                 logger.warning("GP suggestion failed, using random search: %s", exc)
                 result = RandomStrategy().suggest(rest)

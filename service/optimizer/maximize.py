@@ -22,6 +22,9 @@ Recipe:
    whose key is not in `seen` wins. None means every candidate was seen (the space is
    exhausted).
 
+Steps 2 and 3 (`search`) work on any `Scorer`: `maximize` scores a one-objective acquisition
+(`AcquisitionScorer`), service/optimizer/mo_gp.py the expected hypervolume improvement.
+
 With a `LocalPenalty` (PI and UCB with pending points, see acquisition.py), every score is the
 log-form acquisition plus the penalty, in the pool, in L-BFGS-B and on the grid. A `weight`
 (the log probability of feasibility, service/optimizer/feasibility.py) is added to the
@@ -82,20 +85,36 @@ def build_pool(
     n_candidates: int = 1024,
     enumerate_limit: int = 2048,
 ) -> CandidatePool:
-    """`n_candidates` Sobol points plus a quarter as many local ones (or the whole space)."""
+    """`n_candidates` Sobol points plus a quarter as many local ones (or the whole space),
+    with the GP's prediction on them."""
+    X, exhaustive = candidates(
+        space,
+        incumbents=incumbents,
+        rng=rng,
+        n_candidates=n_candidates,
+        enumerate_limit=enumerate_limit,
+    )
+    mean, std = gp.predict(X)
+    return CandidatePool(X, mean, std, exhaustive=exhaustive)
+
+
+def candidates(
+    space: SearchSpace,
+    *,
+    incumbents: np.ndarray,
+    rng: np.random.Generator,
+    n_candidates: int = 1024,
+    enumerate_limit: int = 2048,
+) -> tuple[np.ndarray, bool]:
+    """Step 1 of the recipe: the snapped candidates, and whether they are the whole space."""
     configs = space.enumerate_configs(enumerate_limit)
     if configs is not None:
-        X = space.encode_many(configs)
-        mean, std = gp.predict(X)
-        return CandidatePool(X, mean, std, exhaustive=True)
-    else:
-        sobol = qmc.Sobol(d=space.dim, scramble=True, seed=rng).random(n_candidates)
-        parts = [space.snap_many(sobol)]
-        if len(incumbents):
-            parts.append(space.snap_many(_perturb(space, incumbents, rng, n_candidates // 4)))
-        X = np.vstack(parts)
-    mean, std = gp.predict(X)
-    return CandidatePool(X, mean, std)
+        return space.encode_many(configs), True
+    sobol = qmc.Sobol(d=space.dim, scramble=True, seed=rng).random(n_candidates)
+    parts = [space.snap_many(sobol)]
+    if len(incumbents):
+        parts.append(space.snap_many(_perturb(space, incumbents, rng, n_candidates // 4)))
+    return np.vstack(parts), False
 
 
 def _perturb(
@@ -120,19 +139,58 @@ def free_columns(space: SearchSpace) -> np.ndarray:
     return np.array([c.start for c in space.columns if c.kind != "categorical"], dtype=np.intp)
 
 
-def _score(
-    acq: Acquisition,
-    mean: np.ndarray,
-    std: np.ndarray,
-    X: np.ndarray,
-    penalty: LocalPenalty | None,
-    weight: LogWeight | None,
-) -> np.ndarray:
-    if penalty is None:
-        score = acq.value_and_grad(mean, std)[0]
-    else:
-        score = acq.log_value_and_grad(mean, std)[0] + penalty.value_and_grad(X)[0]
-    return score if weight is None else score + weight.log_value(X)
+class Scorer(Protocol):
+    """What the maximizer maximizes over encoded points: (m,) scores, and their (m, d)
+    gradients for L-BFGS-B."""
+
+    def score(self, X: np.ndarray) -> np.ndarray: ...
+
+    def score_and_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class Found:
+    """The best unseen point `search` found, its configuration and score."""
+
+    x: np.ndarray
+    config: dict[str, Any]
+    score: float
+
+
+@dataclass(frozen=True)
+class AcquisitionScorer:
+    """A one-objective acquisition on a GP's prediction, times `penalty` and `weight`."""
+
+    gp: Surrogate
+    acq: Acquisition
+    penalty: LocalPenalty | None = None
+    weight: LogWeight | None = None
+
+    def from_prediction(self, mean: np.ndarray, std: np.ndarray, X: np.ndarray) -> np.ndarray:
+        if self.penalty is None:
+            score = self.acq.value_and_grad(mean, std)[0]
+        else:
+            score = self.acq.log_value_and_grad(mean, std)[0] + self.penalty.value_and_grad(X)[0]
+        return score if self.weight is None else score + self.weight.log_value(X)
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        mean, std = self.gp.predict(X)
+        return self.from_prediction(mean, std, X)
+
+    def score_and_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean, std, dmean, dstd = self.gp.predict_with_grad(X)
+        if self.penalty is None:
+            a, da_dm, da_ds = self.acq.value_and_grad(mean, std)
+            grad = da_dm[:, None] * dmean + da_ds[:, None] * dstd
+        else:
+            a, da_dm, da_ds = self.acq.log_value_and_grad(mean, std)
+            p, dp = self.penalty.value_and_grad(X)
+            a = a + p
+            grad = da_dm[:, None] * dmean + da_ds[:, None] * dstd + dp
+        if self.weight is not None:
+            log_w, dlog_w = self.weight.log_value_and_grad(X)
+            a, grad = a + log_w, grad + dlog_w
+        return a, grad
 
 
 def maximize(
@@ -149,54 +207,66 @@ def maximize(
 ) -> Pick | None:
     """The best unseen configuration under `acq` (times `penalty` and `weight`), or None when
     every candidate was seen."""
-    score = _score(acq, pool.mean, pool.std, pool.X, penalty, weight)
+    scorer = AcquisitionScorer(gp, acq, penalty, weight)
+    found = search(
+        space,
+        scorer,
+        pool.X,
+        scorer.from_prediction(pool.mean, pool.std, pool.X),
+        seen=seen,
+        exhaustive=pool.exhaustive,
+        n_starts=n_starts,
+        max_iter=max_iter,
+    )
+    if found is None:
+        return None
+    mean, std = gp.predict(found.x[None, :])
+    return Pick(found.x, found.config, found.score, float(mean[0]), float(std[0]))
+
+
+def search(
+    space: SearchSpace,
+    scorer: Scorer,
+    X: np.ndarray,
+    score: np.ndarray,
+    *,
+    seen: set[tuple[Any, ...]],
+    exhaustive: bool = False,
+    n_starts: int = 5,
+    max_iter: int = 50,
+) -> Found | None:
+    """The best unseen configuration under `scorer`, from candidates X (snapped) scored
+    `score`, by the module's recipe (steps 2 and 3); None when every candidate was seen."""
     order = np.argsort(-score, kind="stable")
-    starts = pool.X[order[:n_starts]]
+    starts = X[order[:n_starts]]
     free = free_columns(space)
-    X, mean, std = pool.X, pool.mean, pool.std
-    if len(free) and len(starts) and not pool.exhaustive:
-        optimized = space.snap_many(_lbfgs(gp, acq, starts, free, max_iter, penalty, weight))
-        opt_mean, opt_std = gp.predict(optimized)
-        X = np.vstack([optimized, pool.X])
-        score = np.concatenate([_score(acq, opt_mean, opt_std, optimized, penalty, weight), score])
-        mean = np.concatenate([opt_mean, pool.mean])
-        std = np.concatenate([opt_std, pool.std])
-    if not pool.exhaustive and any(c.kind != "continuous" for c in space.columns):
+    if len(free) and len(starts) and not exhaustive:
+        optimized = space.snap_many(_lbfgs(scorer, starts, free, max_iter))
+        X = np.vstack([optimized, X])
+        score = np.concatenate([scorer.score(optimized), score])
+    if not exhaustive and any(c.kind != "continuous" for c in space.columns):
         top = np.argsort(-score, kind="stable")[:n_starts]
-        climbed, c_mean, c_std, c_score = _climb(
-            space, gp, acq, X[top], mean[top], std[top], score[top], penalty, weight
-        )
+        climbed, c_score = _climb(space, scorer, X[top], score[top])
         X = np.vstack([climbed, X])
         score = np.concatenate([c_score, score])
-        mean = np.concatenate([c_mean, mean])
-        std = np.concatenate([c_std, std])
     order = np.argsort(-score, kind="stable")
     for i in order:
         config = space.decode(X[i])
         if space.key(config) not in seen:
-            return Pick(X[i], config, float(score[i]), float(mean[i]), float(std[i]))
+            return Found(X[i], config, float(score[i]))
     return None
 
 
 def _climb(
-    space: SearchSpace,
-    gp: Surrogate,
-    acq: Acquisition,
-    X: np.ndarray,
-    mean: np.ndarray,
-    std: np.ndarray,
-    score: np.ndarray,
-    penalty: LocalPenalty | None,
-    weight: LogWeight | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    space: SearchSpace, scorer: Scorer, X: np.ndarray, score: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Steepest-ascent hill climbing of each row of X over its grid neighbourhood."""
-    X, mean, std, score = X.copy(), mean.copy(), std.copy(), score.copy()
+    X, score = X.copy(), score.copy()
     for _ in range(_CLIMB_ROUNDS):
         Y, origin = space.neighbors(X)
         if not len(Y):
             break
-        y_mean, y_std = gp.predict(Y)
-        y_score = _score(acq, y_mean, y_std, Y, penalty, weight)
+        y_score = scorer.score(Y)
         moved = False
         for row in range(len(X)):
             mine = np.flatnonzero(origin == row)
@@ -204,40 +274,21 @@ def _climb(
                 continue
             j = mine[int(np.argmax(y_score[mine]))]
             if y_score[j] > score[row] + 1e-12:
-                X[row], mean[row], std[row], score[row] = Y[j], y_mean[j], y_std[j], y_score[j]
+                X[row], score[row] = Y[j], y_score[j]
                 moved = True
         if not moved:
             break
-    return X, mean, std, score
+    return X, score
 
 
-def _lbfgs(
-    gp: Surrogate,
-    acq: Acquisition,
-    starts: np.ndarray,
-    free: np.ndarray,
-    max_iter: int,
-    penalty: LocalPenalty | None = None,
-    weight: LogWeight | None = None,
-) -> np.ndarray:
+def _lbfgs(scorer: Scorer, starts: np.ndarray, free: np.ndarray, max_iter: int) -> np.ndarray:
     s, f = len(starts), len(free)
     base = starts.copy()
 
     def objective(z: np.ndarray) -> tuple[float, np.ndarray]:
         Xq = base.copy()
         Xq[:, free] = z.reshape(s, f)
-        mean, std, dmean, dstd = gp.predict_with_grad(Xq)
-        if penalty is None:
-            a, da_dm, da_ds = acq.value_and_grad(mean, std)
-            grad = da_dm[:, None] * dmean + da_ds[:, None] * dstd
-        else:
-            a, da_dm, da_ds = acq.log_value_and_grad(mean, std)
-            p, dp = penalty.value_and_grad(Xq)
-            a = a + p
-            grad = da_dm[:, None] * dmean + da_ds[:, None] * dstd + dp
-        if weight is not None:
-            log_w, dlog_w = weight.log_value_and_grad(Xq)
-            a, grad = a + log_w, grad + dlog_w
+        a, grad = scorer.score_and_grad(Xq)
         return -float(a.sum()), -grad[:, free].ravel()
 
     # An inactive (conditional) column stays at its imputed value: a fixed variable.

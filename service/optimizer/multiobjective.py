@@ -1,7 +1,11 @@
-"""Several objectives for every strategy, by ParEGO scalarizations (Knowles, 2006); and the
-infeasible failures every strategy must step around.
+"""Several objectives for every strategy that does not model them itself, by ParEGO
+scalarizations (Knowles, 2006); and the infeasible failures every strategy must step around.
 
 Rules:
+- A strategy with `several_objectives = True` (the gp strategy: one GP per objective and
+  log expected hypervolume improvement, service/optimizer/mo_gp.py) gets a request with
+  `directions` as it is, but for `infeasible` joining `pending` (below); unless the request
+  has earlier studies (warm start), which are scalarized as below.
 - A request with `directions` (two or three objectives) is answered one suggestion at a
   time. Each draws a weight vector w from the simplex (Dirichlet with concentration 3,
   seeded by the request's seed and the suggestion's index) and hands the wrapped strategy
@@ -14,8 +18,8 @@ Rules:
   observed values (a constant objective normalizes to 0). Minimizing s for every w reaches
   every Pareto-optimal point, concave fronts included. The wrapped strategy's own handling
   of pending points (the GP's variance reduction, for one) keeps a batch spread, and each
-  suggestion is pending for the next. The gp strategy models s with its GP and its
-  acquisition; tpe scalarizes the same way; random and sobol ignore values.
+  suggestion is pending for the next. tpe is scalarized so, and the gp strategy with earlier
+  studies (its transfer model then models s); random and sobol ignore values.
 - Why concentration 3: uniform weights (concentration 1) often put almost all weight on
   one objective; minimizing one objective alone then ignores the rest (on DTLZ2, x0 at an
   end zeroes one objective whatever the other parameters) and the GP spent its trials in
@@ -98,6 +102,8 @@ class ObjectiveAdapter:
         if len(request.directions) < 2:
             if not request.infeasible:
                 return self.inner.suggest(request)
+            return self.inner.suggest(replace(request, pending=pending))
+        if getattr(self.inner, "several_objectives", False) and not request.prior:
             return self.inner.suggest(replace(request, pending=pending))
         directions = request.directions
         state: dict[str, Any] = dict(request.state)

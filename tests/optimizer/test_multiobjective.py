@@ -1,6 +1,7 @@
-"""Several objectives (ParEGO over the wrapped strategies) and the feasibility model, through
-the strategy seam: suggestions are valid, a batch is spread, the GP's front beats random
-search's, and the GP learns to avoid a region that runs out of memory."""
+"""Several objectives (log EHVI for the gp strategy, ParEGO over the others) and the
+feasibility model, through the strategy seam: suggestions are valid, a batch is spread, the
+GP's front beats random search's, and the GP learns to avoid a region that runs out of
+memory."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 from service.domain import Direction, TrialState
 from service.optimizer import Observation, StrategyName, StrategySpec, SuggestRequest, get_strategy
 from service.optimizer.feasibility import fit_feasibility
-from service.optimizer.multiobjective import scalarize
+from service.optimizer.gp_strategy import GPStrategy
+from service.optimizer.multiobjective import ObjectiveAdapter, scalarize
 from service.optimizer.pareto import hypervolume
 from service.space import SearchSpace
 from service.specs import AcquisitionName
@@ -49,8 +51,13 @@ def observe(c: dict[str, Any], values: tuple[float, ...]) -> Observation:
     return Observation(c, values[0], TrialState.COMPLETE, values=values)
 
 
+def small_gp() -> ObjectiveAdapter:
+    """The gp strategy with a smaller candidate pool, to keep multi-trial tests fast."""
+    return ObjectiveAdapter(GPStrategy(n_candidates=256))
+
+
 def run(name: str, n: int, seed: int) -> list[tuple[float, float]]:
-    strategy, _ = get_strategy(StrategyName(name))
+    strategy = small_gp() if name == "gp" else get_strategy(StrategyName(name))[0]
     obs: list[Observation] = []
     while len(obs) < n:
         ask = request(obs, name=name, seed=seed + len(obs), directions=BOTH_MIN)
@@ -92,9 +99,10 @@ def test_every_strategy_answers_a_two_objective_batch(name: str) -> None:
 
 
 def test_gp_front_beats_random_search_on_zdt1() -> None:
+    """16 trials (the first 6 from the Sobol design, then log EHVI) against random search."""
     ref = [1.1, 11.0]
-    gp = [hypervolume(run("gp", 24, seed), ref) for seed in (0, 1)]
-    rand = [hypervolume(run("random", 24, seed), ref) for seed in (0, 1)]
+    gp = [hypervolume(run("gp", 16, seed), ref) for seed in (0, 1)]
+    rand = [hypervolume(run("random", 16, seed), ref) for seed in (0, 1)]
     assert np.mean(gp) > np.mean(rand), (gp, rand)
 
 
@@ -187,3 +195,83 @@ def test_constrained_metric_model_gives_the_probability_within_the_bound() -> No
     _, grad = model.log_value_and_grad(X)
     numeric = (model.log_value(X + h) - model.log_value(X - h)) / (2 * h)
     assert grad[:, 0] == pytest.approx(numeric, rel=1e-3, abs=1e-5)
+
+
+def dtlz2(c: dict[str, Any]) -> tuple[float, float, float]:
+    x = [c[f"x{i}"] for i in range(3)]
+    g = (x[2] - 0.5) ** 2
+    a, b = x[0] * math.pi / 2, x[1] * math.pi / 2
+    return (
+        (1 + g) * math.cos(a) * math.cos(b),
+        (1 + g) * math.cos(a) * math.sin(b),
+        (1 + g) * math.sin(a),
+    )
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_gp_batch_under_pending_points_is_spread_by_hypervolume_improvement(k: int) -> None:
+    """Four suggestions with two trials pending: every one chosen by log EHVI, and no two of
+    the six points close together (the believed values join the front, the variance shrinks
+    around each)."""
+    rng = np.random.default_rng(k)
+    f = zdt1 if k == 2 else dtlz2
+    directions = (Direction.MINIMIZE,) * k
+    obs = [observe(c, f(c)) for c in SPACE.sample(rng, 12)]
+    pending = SPACE.sample(rng, 2)
+    result = small_gp().suggest(
+        request(obs, count=4, pending=pending, directions=directions, seed=5)
+    )
+    assert [s.info.acquisition for s in result.suggestions] == ["log_ehvi"] * 4
+    assert all(s.info.source == "gp" and s.info.mean is not None for s in result.suggestions)
+    X = SPACE.encode_many([*pending, *(s.params for s in result.suggestions)])
+    gaps = [np.linalg.norm(X[i] - X[j]) for i in range(len(X)) for j in range(i)]
+    assert min(gaps) > 0.05, min(gaps)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        # NaN and infinite values, a failed trial, a duplicate configuration.
+        lambda i, c: (math.nan, 1.0) if i == 0 else (math.inf, 0.0) if i == 1 else zdt1(c),
+        # A constant objective.
+        lambda i, c: (c["x0"], 3.0),
+        # Every observation but one failed.
+        lambda i, c: zdt1(c) if i == 0 else None,
+        # Every observation failed.
+        lambda i, c: None,
+    ],
+)
+def test_gp_answers_awkward_two_objective_histories(values: Any) -> None:
+    rng = np.random.default_rng(0)
+    configs = SPACE.sample(rng, 9)
+    configs.append(dict(configs[-1]))
+    obs = []
+    for i, c in enumerate(configs):
+        v = values(i, c)
+        if v is None:
+            obs.append(Observation(c, None, TrialState.FAILED))
+        else:
+            obs.append(Observation(c, v[0], TrialState.COMPLETE, values=v))
+    strategy, _ = get_strategy(StrategyName.GP)
+    result = strategy.suggest(request(obs, count=3, directions=BOTH_MIN))
+    keys = {SPACE.key(s.params) for s in result.suggestions}
+    assert len(keys) == 3 and not keys & {SPACE.key(c) for c in configs}
+    assert not any("failed" in w for w in result.warnings), result.warnings
+
+
+def test_gp_hypervolume_step_keeps_out_of_an_infeasible_region() -> None:
+    """ZDT1 whose region x0 > 0.5 runs out of memory: the feasibility weight on log EHVI
+    keeps most late trials out of it (only the feasible half of the front counts)."""
+    strategy = small_gp()
+    obs: list[Observation] = []
+    infeasible: list[dict[str, Any]] = []
+    late = 0
+    for i in range(22):
+        r = request(obs, seed=i, directions=BOTH_MIN, infeasible=list(infeasible))
+        (s,) = strategy.suggest(r).suggestions
+        if s.params["x0"] > 0.5:
+            infeasible.append(s.params)
+            late += i >= 12
+        else:
+            obs.append(observe(s.params, zdt1(s.params)))
+    assert late <= 2, late
