@@ -335,7 +335,11 @@ def lose_lease(session: Session, trial: Trial, *, max_retries: int, now: datetim
 # ---- studies ----------------------------------------------------------------------------
 
 
-def _move(study: Study, event: StudyEvent, now: datetime, reason: StopReason | None) -> bool:
+def _move(
+    study: Study, event: StudyEvent, reason: StopReason | None = None, now: datetime | None = None
+) -> bool:
+    """Applies `event`; a study that ends (stopped or done) records `reason` and when it
+    ended (`now`, default the current time). False when the event was a repeat."""
     target = _study_target(study, event)
     if target is None:
         return False
@@ -345,33 +349,34 @@ def _move(study: Study, event: StudyEvent, now: datetime, reason: StopReason | N
         study.stop_kind, study.stop_reason, study.finished_at = None, None, None
     else:
         assert reason is not None
-        study.stop_kind, study.stop_reason, study.finished_at = reason.kind, reason.message, now
+        study.stop_kind, study.stop_reason = reason.kind, reason.message
+        study.finished_at = now or utcnow()
     return True
 
 
-def pause(study: Study, *, now: datetime | None = None) -> None:
-    _move(study, StudyEvent.PAUSE, now or utcnow(), None)
+def pause(study: Study) -> None:
+    _move(study, StudyEvent.PAUSE)
 
 
-def resume(study: Study, *, now: datetime | None = None) -> None:
-    _move(study, StudyEvent.RESUME, now or utcnow(), None)
+def resume(study: Study) -> None:
+    _move(study, StudyEvent.RESUME)
 
 
 def stop(
     study: Study, reason: StopReason | None = None, *, now: datetime | None = None
 ) -> None:
     """Stops a running or paused study: by its user, or by a rule (`reason`)."""
-    _move(study, StudyEvent.STOP, now or utcnow(), reason or StopReason.by_user())
+    _move(study, StudyEvent.STOP, reason or StopReason.by_user(), now)
 
 
 def finish(study: Study, reason: StopReason, *, now: datetime | None = None) -> None:
     """Ends a running or paused study DONE with `reason`."""
-    _move(study, StudyEvent.FINISH, now or utcnow(), reason)
+    _move(study, StudyEvent.FINISH, reason, now)
 
 
-def reopen_after_budget(study: Study, *, now: datetime | None = None) -> bool:
+def reopen_after_budget(study: Study) -> bool:
     """A study that ended because its budget was used runs again (its budget has grown);
     any other study is left as it is. True when it reopened."""
     if study.state != StudyState.DONE or study.stop_kind != StopKind.BUDGET:
         return False
-    return _move(study, StudyEvent.REOPEN, now or utcnow(), None)
+    return _move(study, StudyEvent.REOPEN)

@@ -7,6 +7,7 @@ import pytest
 from service.domain import Direction, TrialState
 from service.policies.pruning import asha_decision, asha_rung, median_decision
 from service.specs import AshaRule, MedianRule
+from service.store import repository as repo
 from tests.policies.conftest import Service
 
 MIN, MAX = Direction.MINIMIZE, Direction.MAXIMIZE
@@ -111,3 +112,34 @@ def test_a_pruned_trial_frees_its_worker_at_once(service: Service) -> None:
     assert action.value == "prune"
     third = service.scheduler.lease("w1")  # max_parallel 1: only possible if the slot is free
     assert third is not None and third.trial.id not in (first.trial.id, second.trial.id)
+
+
+def test_asha_decides_nothing_between_rungs(service: Service) -> None:
+    """Rungs at steps 1, 2, 4 (reduction factor 2): a value far worse than every peer at
+    step 3 is not judged there; at step 4, the next rung, it is. A pruned trial records
+    when it ended."""
+    study = service.create(
+        name="between-rungs",
+        objective="external",
+        space=SPACE,
+        pruning={"rule": "asha", "min_steps": 1, "reduction_factor": 2},
+        budget={"max_trials": 4},
+    )
+    _run_curve(service, study, [1.0, 1.0, 1.0, 1.0])
+    actions, pruned = _run_curve(service, study, [0.5, 0.5, 100.0, 100.0])
+    assert actions == ["continue", "continue", "continue", "prune"]
+    with service.db.read() as session:
+        trial = repo.get_trial(session, pruned)
+        assert (trial.state, trial.finished_at is not None) == (TrialState.PRUNED, True)
+
+
+def test_reported_metrics_accumulate_over_steps(service: Service) -> None:
+    study = service.create(
+        name="metrics", objective="external", space=SPACE, budget={"max_trials": 2}
+    )
+    (trial,) = service.scheduler.suggest(study, 1).trials
+    token = trial.lease_token or ""
+    service.lifecycle.report(trial.id, token, 1, 0.5, metrics={"loss": 0.5, "n_params": 10.0})
+    service.lifecycle.report(trial.id, token, 2, 0.4, metrics={"loss": 0.4})
+    with service.db.read() as session:
+        assert repo.get_trial(session, trial.id).metrics == {"loss": 0.4, "n_params": 10.0}
