@@ -136,6 +136,6 @@ def test_a_tune_experiment_runs_on_trials_from_the_server(
         iterations = result.metrics["training_iteration"]
         if trial.state == "complete":
             assert trial.value == pytest.approx(result.metrics["loss"]) and iterations == 3
-        else:  # pruned on the server, stopped by Tune at the same step
-            assert iterations == trial.step < 3
+        else:  # pruned on the server (at its last step too), stopped by Tune at that step
+            assert iterations == trial.step <= 3
     assert any(t.state == "pruned" for t in served.values())
