@@ -54,6 +54,11 @@ def test_a_released_attempt_says_so_and_frees_its_worker(service: Service) -> No
     _study(service)
     lease = service.scheduler.lease("w-release")
     assert lease is not None
+    with service.db.read() as session:
+        (attempt,) = repo.attempts(session, lease.trial.id)
+        assert (attempt.worker_id, attempt.started_at is not None) == ("w-release", True)
+        worker = session.get(Worker, "w-release")
+        assert worker is not None and worker.busy_since is not None
     service.lifecycle.release(lease.trial.id, lease.trial.lease_token or "")
     assert _attempts(service, lease.trial.id) == [("released", "released by worker", True)]
     trial = _trial(service, lease.trial.id)
@@ -73,8 +78,11 @@ def test_an_expired_lease_names_its_worker_and_then_fails_the_trial(service: Ser
         assert reap_expired(session, service.scheduler.policy, later) == 1
     assert _attempts(service, first.trial.id) == [("lost", "lease expired (worker w-lost)", True)]
     assert _trial(service, first.trial.id).worker_id is None
+    started = _trial(service, first.trial.id).started_at
+    assert started is not None
     again = service.scheduler.lease("w-again")
     assert again is not None and again.trial.id == first.trial.id
+    assert _trial(service, first.trial.id).started_at == started  # the first start is kept
     with service.db.write() as session:
         reap_expired(session, service.scheduler.policy, later + timedelta(hours=1))
     trial = _trial(service, first.trial.id)
