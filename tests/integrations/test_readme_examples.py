@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,14 +45,20 @@ def test_the_examples_run_against_a_server(
     for i, code in enumerate(_examples()):
         script = tmp_path / f"example_{i}.py"
         script.write_text(code)
-        done = subprocess.run(
-            [sys.executable, str(script)],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=400,
-        )
+        try:
+            done = subprocess.run(
+                [sys.executable, str(script)],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=400,
+            )
+        except subprocess.TimeoutExpired as hung:
+            pytest.fail(
+                f"example {i} ran past {hung.timeout} s\n--- stdout\n{_tail(hung.stdout)}"
+                f"\n--- stderr\n{_tail(hung.stderr)}\n--- Ray's logs\n{_ray_log_tail()}"
+            )
         assert done.returncode == 0, done.stderr[-3000:]
     client = server.client()
     expected = {"optuna-quad": 30, "digits-mlp": 3, "ray-quad": 6}
@@ -60,3 +67,21 @@ def test_the_examples_run_against_a_server(
         assert study is not None, name
         assert finished(study) == n_trials, (name, study.counts)
     assert os.path.isdir(tmp_path / "digits-mlp")
+
+
+def _tail(output: str | bytes | None, chars: int = 3000) -> str:
+    if isinstance(output, bytes):
+        output = output.decode(errors="replace")
+    return (output or "")[-chars:]
+
+
+def _ray_log_tail(chars: int = 1500) -> str:
+    """The end of each log of the newest Ray session (under the system temp folder), where
+    a trial that never leaves PENDING says why."""
+    sessions = sorted(Path(tempfile.gettempdir(), "ray").glob("session_2*"))
+    if not sessions:
+        return "(no Ray session folder)"
+    logs = sorted((sessions[-1] / "logs").glob("*.err")) + sorted(
+        (sessions[-1] / "logs").glob("raylet*.out")
+    )
+    return "\n".join(f"[{p.name}] {_tail(p.read_text(errors='replace'), chars)}" for p in logs[:6])
