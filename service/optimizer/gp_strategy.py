@@ -88,7 +88,13 @@ from service.optimizer.model import (
     earlier_studies,
     observed_value,
 )
-from service.optimizer.sampling import RandomStrategy, SobolStrategy, seen_keys
+from service.optimizer.sampling import (
+    RandomStrategy,
+    SobolStrategy,
+    out_of_time,
+    random_fill,
+    seen_keys,
+)
 from service.optimizer.warping import OutputWarp
 from service.specs import AcquisitionName
 
@@ -220,16 +226,9 @@ class GPStrategy:
         slope: float | None = None
         for _ in range(request.count):
             if time.monotonic() > deadline:
-                chosen = [*request.pending, *(s.params for s in suggestions)]
                 left = request.count - len(suggestions)
-                filler = RandomStrategy().suggest(
-                    replace(request, count=left, pending=chosen, seed=request.seed + len(chosen))
-                )
-                suggestions += filler.suggestions
-                warnings.append(
-                    f"the suggestion time budget ({self.time_budget_s:g} s) ran out: "
-                    f"{left} of {request.count} suggestions are random"
-                )
+                suggestions += random_fill(request, suggestions, left)
+                warnings.append(out_of_time(self.time_budget_s, left, request.count))
                 break
             pool = build_pool(
                 space, gp_var, incumbents=incumbents, rng=rng, n_candidates=n_candidates
@@ -250,11 +249,7 @@ class GPStrategy:
                 weight=feasibility,
             )
             if pick is None:
-                chosen = [*request.pending, *(s.params for s in suggestions)]
-                filler = RandomStrategy().suggest(
-                    replace(request, count=1, pending=chosen, seed=request.seed + len(chosen))
-                )
-                suggestions += filler.suggestions
+                suggestions += random_fill(request, suggestions, 1)
                 continue
             if auto:
                 hedge.nominate(acq, pick.x, pool, spec.beta, spec.xi)

@@ -65,7 +65,12 @@ from service.optimizer.gp import Surrogate
 from service.optimizer.maximize import LogWeight, candidates, search
 from service.optimizer.model import ModelSettings, StudyModel, build_model
 from service.optimizer.pareto import nondominated
-from service.optimizer.sampling import RandomStrategy, SobolStrategy, seen_keys
+from service.optimizer.sampling import (
+    SobolStrategy,
+    out_of_time,
+    random_fill,
+    seen_keys,
+)
 
 N_SAMPLES = 128
 REF_MARGIN = 0.1
@@ -187,15 +192,8 @@ def suggest_ehvi(
     for _ in range(request.count):
         if time.monotonic() > deadline:
             left = request.count - len(out)
-            chosen = [*request.pending, *(s.params for s in out)]
-            filler = RandomStrategy().suggest(
-                replace(request, count=left, pending=chosen, seed=request.seed + len(chosen))
-            )
-            out += filler.suggestions
-            warnings.append(
-                f"the suggestion time budget ({time_budget_s:g} s) ran out: "
-                f"{left} of {request.count} suggestions are random"
-            )
+            out += random_fill(request, out, left)
+            warnings.append(out_of_time(time_budget_s, left, request.count))
             break
         lower, upper = nondominated_boxes(_front(front, ref), ref)
         draws = normals[: _n_samples(len(lower))]
@@ -210,11 +208,7 @@ def suggest_ehvi(
             space, scorer, X, scorer.score(X), seen=seen, exhaustive=exhaustive, n_starts=n_starts
         )
         if found is None:
-            chosen = [*request.pending, *(s.params for s in out)]
-            filler = RandomStrategy().suggest(
-                replace(request, count=1, pending=chosen, seed=request.seed + len(chosen))
-            )
-            out += filler.suggestions
+            out += random_fill(request, out, 1)
             continue
         out.append(Suggestion(found.config, _info(found.score, found.x, models, request)))
         seen.add(space.key(found.config))

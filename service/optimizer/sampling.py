@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -88,3 +90,24 @@ class SobolStrategy:
         configs = fill_exhausted(space, rng, configs, request.count)
         state = {"sobol_seed": seed, "sobol_position": position + drawn}
         return SuggestResult([Suggestion(c, SuggestionInfo("sobol")) for c in configs], state=state)
+
+
+def random_fill(
+    request: SuggestRequest, chosen: Sequence[Suggestion], count: int
+) -> list[Suggestion]:
+    """`count` random suggestions unlike the request's pending points and the ones already
+    `chosen`: what a model-based step hands out when its search finds nothing new or its
+    time budget runs out."""
+    avoid = [*request.pending, *(s.params for s in chosen)]
+    filler = RandomStrategy().suggest(
+        replace(request, count=count, pending=avoid, seed=request.seed + len(avoid))
+    )
+    return filler.suggestions
+
+
+def out_of_time(time_budget_s: float, left: int, count: int) -> str:
+    """The warning of a step whose time budget ran out with `left` of `count` to choose."""
+    return (
+        f"the suggestion time budget ({time_budget_s:g} s) ran out: "
+        f"{left} of {count} suggestions are random"
+    )
