@@ -164,3 +164,16 @@ def test_only_a_failure_said_infeasible_marks_its_configuration(service: Service
     service.lifecycle.fail(plain.id, plain.lease_token or "", "diverged")
     service.lifecycle.fail(oom.id, oom.lease_token or "", "out of memory", infeasible=True)
     assert (_trial(service, plain.id).feasible, _trial(service, oom.id).feasible) == (None, False)
+
+
+def test_a_first_report_at_step_zero_is_step_zero(service: Service) -> None:
+    study = _study(service)
+    (trial,) = service.scheduler.suggest(study, 1).trials
+    service.lifecycle.report(trial.id, trial.lease_token or "", 0, 0.5)
+    assert _trial(service, trial.id).step == 0
+
+
+def test_a_trial_keeps_how_it_was_suggested(service: Service) -> None:
+    study = _study(service)
+    (trial,) = service.scheduler.suggest(study, 1).trials
+    assert _trial(service, trial.id).suggestion == {"source": "random"}
