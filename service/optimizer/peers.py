@@ -87,12 +87,10 @@ def optuna_distributions(space: SearchSpace) -> dict[str, Any]:
 
 
 class TPEStrategy:
-    """Optuna's TPESampler (constant liar on for pending trials)."""
+    """Optuna's TPESampler, constant liar on: pending trials are running trials it avoids."""
 
     def suggest(self, request: SuggestRequest) -> SuggestResult:
         import optuna
-        from optuna.trial import TrialState as OptunaState
-        from optuna.trial import create_trial
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         request = _with_prior(request)
@@ -100,40 +98,47 @@ class TPEStrategy:
         dists = optuna_distributions(space)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            sampler = optuna.samplers.TPESampler(
-                seed=request.seed, n_startup_trials=request.spec.n_initial or 10
-            )
-            study = optuna.create_study(direction=request.direction.value, sampler=sampler)
-            for o in request.observations:
-                params = {k: o.params[k] for k in dists if k in o.params}
-                active = {k: dists[k] for k in params}
-                ok = o.value is not None and math.isfinite(o.value)
-                if o.state == TrialState.PRUNED and ok:
-                    step = o.step or 0
-                    trial = create_trial(
-                        state=OptunaState.PRUNED,
-                        params=params,
-                        distributions=active,
-                        intermediate_values={step: float(o.value)},  # type: ignore[arg-type]
-                    )
-                elif o.state == TrialState.COMPLETE and ok:
-                    trial = create_trial(
-                        value=float(o.value),  # type: ignore[arg-type]
-                        params=params,
-                        distributions=active,
-                    )
-                else:
-                    trial = create_trial(
-                        state=OptunaState.FAIL, params=params, distributions=active
-                    )
-                study.add_trial(trial)
-            for config in request.pending:
-                study.enqueue_trial(
-                    {k: config[k] for k in dists if k in config}, skip_if_exists=False
-                )
-                _ask_by_run(study, space, dists)
+            study = optuna_study(request, dists)
             configs = [_ask_by_run(study, space, dists) for _ in range(request.count)]
         return _dedupe(request, configs, "tpe")
+
+
+def optuna_study(request: SuggestRequest, dists: dict[str, Any]) -> Any:
+    """An in-memory Optuna study with a seeded TPESampler that holds the request's history:
+    complete trials with their value, pruned ones with their last value at their last step,
+    failed or non-finite ones as FAIL (TPE ignores them), and each pending configuration
+    asked and left running (the constant liar's input)."""
+    import optuna
+    from optuna.trial import TrialState as OptunaState
+    from optuna.trial import create_trial
+
+    sampler = optuna.samplers.TPESampler(
+        seed=request.seed, n_startup_trials=request.spec.n_initial or 10, constant_liar=True
+    )
+    study = optuna.create_study(direction=request.direction.value, sampler=sampler)
+    for o in request.observations:
+        params = {k: o.params[k] for k in dists if k in o.params}
+        active = {k: dists[k] for k in params}
+        if o.state == TrialState.PRUNED and o.is_finite:
+            trial = create_trial(
+                state=OptunaState.PRUNED,
+                params=params,
+                distributions=active,
+                intermediate_values={o.step or 0: float(o.value)},  # type: ignore[arg-type]
+            )
+        elif o.state == TrialState.COMPLETE and o.is_finite:
+            trial = create_trial(
+                value=float(o.value),  # type: ignore[arg-type]
+                params=params,
+                distributions=active,
+            )
+        else:
+            trial = create_trial(state=OptunaState.FAIL, params=params, distributions=active)
+        study.add_trial(trial)
+    for config in request.pending:
+        study.enqueue_trial({k: config[k] for k in dists if k in config}, skip_if_exists=False)
+        _ask_by_run(study, request.space, dists)
+    return study
 
 
 class SkoptStrategy:
@@ -156,23 +161,13 @@ class SkoptStrategy:
             AcquisitionName.EI: "EI",
             AcquisitionName.AUTO: "gp_hedge",
         }[spec.acquisition]
-        n_initial = spec.n_initial or 10
-        sign = -request.direction.sign
-        xs = [_to_skopt(space, names, o.params) for o in request.observations]
-        ys = [sign * o.value if o.value is not None else math.nan for o in request.observations]
-        finite = [y for y in ys if math.isfinite(y)]
-        worst = max(finite) + 1.0 if finite else 0.0
-        ys = [y if math.isfinite(y) else worst for y in ys]
-        if request.pending:
-            lie = min(finite) if finite else 0.0
-            xs += [_to_skopt(space, names, p) for p in request.pending]
-            ys += [lie] * len(request.pending)
+        xs, ys = skopt_history(request, names)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             opt = Optimizer(
                 dims,
                 base_estimator="GP",
-                n_initial_points=n_initial,
+                n_initial_points=spec.n_initial or 10,
                 acq_func=acq,
                 acq_func_kwargs={"xi": spec.xi, "kappa": spec.beta},
                 random_state=request.seed % (2**32),
@@ -182,6 +177,25 @@ class SkoptStrategy:
             points = opt.ask(n_points=request.count) if request.count > 1 else [opt.ask()]
         configs = [_from_skopt(space, names, x) for x in points]
         return _dedupe(request, configs, "skopt")
+
+
+def skopt_history(request: SuggestRequest, names: list[str]) -> tuple[list[list[Any]], list[float]]:
+    """What skopt is told, minimizing: each observation's value sign-flipped to a loss (a
+    pruned trial's last value counts as its result); failed or non-finite ones 1 worse than
+    the worst finite loss, since skopt cannot skip them; each pending configuration the best
+    loss so far (constant liar, cl_min)."""
+    space = request.space
+    sign = -request.direction.sign
+    xs = [_to_skopt(space, names, o.params) for o in request.observations]
+    ys = [sign * (math.nan if o.value is None else o.value) for o in request.observations]
+    finite = [y for y in ys if math.isfinite(y)]
+    worst = max(finite) + 1.0 if finite else 0.0
+    ys = [y if math.isfinite(y) else worst for y in ys]
+    if request.pending:
+        lie = min(finite) if finite else 0.0
+        xs += [_to_skopt(space, names, p) for p in request.pending]
+        ys += [lie] * len(request.pending)
+    return xs, ys
 
 
 def _ask_by_run(study: Any, space: SearchSpace, dists: dict[str, Any]) -> dict[str, Any]:
