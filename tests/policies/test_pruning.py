@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from service.domain import Direction, TrialState
-from service.policies.pruning import asha_decision, asha_rung, median_decision
+from service.policies.pruning import asha_decision, asha_rung, median_decision, should_prune
 from service.specs import AshaRule, MedianRule
 from service.store import repository as repo
 from tests.policies.conftest import Service
@@ -27,6 +29,23 @@ def test_median_rule_respects_direction() -> None:
     rule = MedianRule(min_trials=1)
     assert median_decision(rule, MAX, [0.1], [0.5, 0.9], step=1)
     assert not median_decision(rule, MAX, [0.8], [0.5, 0.9], step=1)
+
+
+def test_a_report_that_cannot_be_compared_prunes_nothing() -> None:
+    """Only a finite report at the step being decided is judged: not a NaN or infinite one
+    (the API refuses them; stored data is not trusted), not an older step's, not an empty
+    curve, and not a median trial with no finite value of its own."""
+    rule = MedianRule(min_trials=1)
+    peers = [1.0, 1.0]
+    assert should_prune(rule, MIN, 2, [(1, 9.0), (2, 9.0)], peers)
+    assert not should_prune(rule, MIN, 2, [(1, 9.0), (2, math.nan)], peers)
+    assert not should_prune(rule, MIN, 2, [(1, 9.0), (2, math.inf)], peers)
+    assert not should_prune(rule, MIN, 2, [(1, 9.0)], peers)
+    assert not should_prune(rule, MIN, 2, [], peers)
+    assert not median_decision(rule, MIN, [math.nan, math.inf], peers, step=2)
+    asha = AshaRule(min_steps=1, reduction_factor=2)
+    assert should_prune(asha, MIN, 2, [(1, 9.0), (2, 9.0)], [1.0, 9.0])
+    assert not should_prune(asha, MIN, 3, [(3, 9.0)], [1.0, 9.0])  # between rungs 2 and 4
 
 
 def test_asha_rungs_are_geometric() -> None:

@@ -71,3 +71,15 @@ def test_a_stopped_study_refuses_suggestions_and_says_why(service: Service) -> N
         assert stored.stop_reason is not None and "target 0.1 reached" in stored.stop_reason
     with pytest.raises(Conflict, match=r"target 0\.1 reached"):
         service.scheduler.suggest(study, 1)
+
+
+def test_ei_streak_edges_threshold_min_trials_and_no_estimate() -> None:
+    """Exactly at the threshold is not low; exactly `min_trials` finished trials may stop; a
+    suggestion without an EI estimate (or a spec without the rule) leaves the streak alone."""
+    spec = StoppingSpec(ei_threshold=0.01, ei_patience=1, min_trials=4)
+    assert update_ei_streak(spec, 3, 0.01, 9) == (0, None)
+    streak, reason = update_ei_streak(spec, 0, 0.001, 4)
+    assert streak == 1 and reason is not None and reason.kind is StopKind.EI_THRESHOLD
+    assert update_ei_streak(spec, 0, 0.001, 3) == (1, None)
+    assert update_ei_streak(spec, 2, None, 9) == (2, None)
+    assert update_ei_streak(StoppingSpec(min_trials=1), 2, 0.0, 9) == (2, None)
